@@ -1,0 +1,179 @@
+"""The docs site in a real browser: build it with tools/build_docs.py, serve `_docs/` on a local port, open it in
+headless Chromium (Debian's `chromium`, driven by Playwright) and check what a learner would see.
+
+Screenshots go to `screenshots/` (git-ignored): docs_index.png, docs_learner.png, docs_learner_fit.png.
+Set MINIAI_DOCS_ROOT to check another project folder (the test then imports its modules from there).
+"""
+import functools, html, http.server, importlib, inspect, json, os, re, shutil, subprocess, sys, tempfile, threading, time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urljoin, urlparse, unquote
+
+import pytest
+
+ROOT = Path(os.environ.get('MINIAI_DOCS_ROOT') or Path(__file__).resolve().parent.parent).resolve()
+TOOLS = Path(__file__).resolve().parent.parent/'tools'
+NBS, DOCS, SHOTS = ROOT/'nbs', ROOT/'_docs', ROOT/'screenshots'
+CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+# flags for a machine without network (from the docs issue); Playwright adds --headless and the user data dir
+FLAGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+         '--disable-component-update', '--disable-sync']
+VIEWPORT = dict(width=1366, height=800)  # a laptop screen
+# API entries a learner must be able to read, with the module that defines them: their parameters come from the code
+API = [('miniai.learner', 'Learner.fit', 'nbs/09_learner.ipynb'), ('miniai.datasets', 'show_images', 'nbs/05_datasets.ipynb')]
+
+def notebooks():
+    sys.path.insert(0, str(TOOLS))
+    from build_docs import nb_order
+    return sorted((p for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.'))), key=nb_order)
+
+def page_name(nb):
+    from nbdev.config import nbpath2html
+    return nbpath2html(Path(nb.name)).name
+
+def nb_title(nb):
+    "The `# Title` of a notebook's first markdown cell."
+    cells = json.loads(nb.read_text())['cells']
+    src = next((''.join(c['source']) for c in cells if c['cell_type']=='markdown'), '')
+    m = re.search(r'^#\s+(.+?)\s*$', src, re.M)
+    return m.group(1) if m else None
+
+def has_plot(nb):
+    return any('image/png' in o.get('data', {}) for c in json.loads(nb.read_text())['cells'] for o in c.get('outputs', []))
+
+@pytest.fixture(scope='session')
+def site():
+    "Build the site, serve it on a free local port, yield its base URL."
+    t = time.time()
+    r = subprocess.run([sys.executable, str(TOOLS/'build_docs.py'), '--root', str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert r.returncode==0, f'docs build failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}'
+    print(f'\n[docs] build {time.time()-t:.1f}s: {r.stdout.strip().splitlines()[-1]}')
+    handler = functools.partial(QuietHandler, directory=str(DOCS))
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    th = threading.Thread(target=srv.serve_forever, daemon=True); th.start()
+    yield f'http://127.0.0.1:{srv.server_address[1]}/'
+    srv.shutdown(); srv.server_close()
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args): pass
+
+@pytest.fixture(scope='session')
+def browser_ctx(site):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f'Chromium is not installed ({CHROMIUM} missing), so the docs cannot be checked in a browser. '
+                    'Install Debian\'s package: `apt-get install -y chromium` (`make test` does this when run as root).')
+    from playwright.sync_api import sync_playwright
+    with tempfile.TemporaryDirectory(prefix='miniai-chromium-') as udd, sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(udd, executable_path=CHROMIUM, headless=True, args=FLAGS,
+                                                   viewport=VIEWPORT, offline=False)
+        ctx.set_default_timeout(20_000)
+        yield ctx
+        ctx.close()
+
+class Visit:
+    "A page opened in the browser, with every console error, page error and failed request seen while loading it."
+    def __init__(self, ctx, url):
+        self.errors, self.page = [], ctx.new_page()
+        pg = self.page
+        pg.on('console', lambda m: m.type=='error' and self.errors.append(f'console: {m.text}'))
+        pg.on('pageerror', lambda e: self.errors.append(f'page error: {e}'))
+        pg.on('requestfailed', lambda r: self.errors.append(f'request failed: {r.url[:120]} ({r.failure})'))
+        pg.on('response', lambda r: r.status>=400 and self.errors.append(f'HTTP {r.status}: {r.url}'))
+        resp = pg.goto(url, wait_until='load')
+        assert resp and resp.status==200, f'{url} answered {resp and resp.status}'
+    def __enter__(self): return self
+    def __exit__(self, *a): self.page.close()
+
+def test_index_lists_every_notebook(site, browser_ctx):
+    nbs = notebooks()
+    assert any(p.name=='index.ipynb' for p in nbs), 'nbs/index.ipynb (the home page) is missing'
+    with Visit(browser_ctx, site) as v:
+        pg = v.page
+        hrefs = pg.eval_on_selector_all('a[href]', 'els => els.filter(e => e.offsetParent !== null).map(e => e.getAttribute("href"))')
+        missing = [p.name for p in nbs if page_name(p) not in hrefs]
+        assert not missing, f'the index page has no visible link to: {missing}'
+        # the sidebar lists them in numeric order with their titles
+        side = pg.eval_on_selector_all('.nb-list a', 'els => els.map(e => [e.getAttribute("href"), e.innerText])')
+        assert [h for h,_ in side]==[page_name(p) for p in nbs], f'sidebar order {side}'
+        for (h,txt),p in zip(side, nbs):
+            if nb_title(p): assert nb_title(p) in txt, f'sidebar entry for {p.name} reads {txt!r}, not its title {nb_title(p)!r}'
+        SHOTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(SHOTS/'docs_index.png'))
+        assert not v.errors, v.errors
+
+def test_pages_show_title_and_plots(site, browser_ctx):
+    nbs = [p for p in notebooks() if p.name!='index.ipynb']
+    assert nbs, 'no numbered notebooks in nbs/'
+    with_plots = [p for p in nbs if has_plot(p)]
+    assert with_plots, 'no notebook has a plot output (image/png), so no page can show one'
+    for p in nbs:
+        with Visit(browser_ctx, site+page_name(p)) as v:
+            h1 = v.page.inner_text('h1.title')
+            assert nb_title(p) and h1.strip()==nb_title(p), f'{page_name(p)}: title {h1!r}, notebook says {nb_title(p)!r}'
+            if p in with_plots:
+                v.page.wait_for_load_state('load')
+                imgs = v.page.eval_on_selector_all('.output_png img, .output_jpeg img',
+                                                   'els => els.map(e => [e.complete, e.naturalWidth])')
+                assert imgs, f'{page_name(p)}: {p.name} has plot outputs but the page shows no plot image'
+                bad = [i for i,(done,w) in enumerate(imgs) if not (done and w>0)]
+                assert not bad, f'{page_name(p)}: plot images {bad} of {len(imgs)} did not load (naturalWidth 0)'
+            assert not v.errors, f'{page_name(p)}: {v.errors}'
+
+def _api_page(name):
+    "The built page that holds the API entry `name` (an element with that id)."
+    for f in sorted(DOCS.glob('*.html')):
+        if f'id="{name}"' in f.read_text(): return f.name
+
+def _params(mod, name):
+    "Parameter names of `name` in `mod`, from the code itself (so the check follows the notebook)."
+    if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+    obj = importlib.import_module(mod)
+    for part in name.split('.'): obj = getattr(obj, part)
+    return [n for n in inspect.signature(obj).parameters if n!='self']
+
+@pytest.mark.parametrize('mod,name,nb', API, ids=[a[1] for a in API])
+def test_api_entry_shows_parameters(site, browser_ctx, mod, name, nb):
+    page = _api_page(name)
+    assert page, (f'no API entry for `{name}` on the docs site: it comes from {nb} (module {mod}); '
+                  f'pages built: {sorted(f.name for f in DOCS.glob("*.html"))}')
+    params = _params(mod, name)
+    with Visit(browser_ctx, site+page) as v:
+        entry = v.page.locator(f'.celltag_api:has([id="{name}"])').first
+        assert entry.is_visible(), f'{page}: the `{name}` entry is not visible'
+        sig = entry.locator('.highlight').first.inner_text()
+        rows = entry.locator('table tbody tr td:first-child').all_inner_texts()
+        missing = [n for n in params if n not in rows or n not in sig]
+        assert not missing, f'{page}: `{name}` entry lacks parameters {missing} (table rows {rows})'
+        if name=='Learner.fit':
+            entry.scroll_into_view_if_needed()
+            v.page.evaluate('window.scrollBy(0, -80)')
+            v.page.screenshot(path=str(SHOTS/'docs_learner_fit.png'))
+            v.page.evaluate('window.scrollTo(0, 0)')
+            v.page.screenshot(path=str(SHOTS/'docs_learner.png'))
+        assert not v.errors, v.errors
+
+def _ids(path, cache={}):
+    if path not in cache: cache[path] = set(re.findall(r'\bid="([^"]+)"', path.read_text()))
+    return cache[path]
+
+def test_no_broken_links(site, browser_ctx):
+    "Every local link, image and stylesheet answers 200, and every #fragment names an element of its page."
+    pages = [site+page_name(p) for p in notebooks()]
+    broken, checked = [], {}
+    for url in pages:
+        with Visit(browser_ctx, url) as v:
+            refs = v.page.evaluate('''() => [...document.querySelectorAll("a[href], link[href], img[src], script[src]")]
+                                             .map(e => e.href || e.src)''')
+            assert not v.errors, f'{url}: {v.errors}'
+        for ref in refs:
+            if not ref.startswith(site): continue   # external (GitHub source links): not reachable offline
+            target, _, frag = ref.partition('#')
+            if target not in checked:
+                try: checked[target] = urllib.request.urlopen(target, timeout=10).status
+                except Exception as e: checked[target] = str(e)
+            if checked[target]!=200: broken.append(f'{url} -> {ref} ({checked[target]})'); continue
+            if frag and target.endswith('.html'):
+                f = DOCS/unquote(urlparse(target).path).lstrip('/')
+                if unquote(frag) not in _ids(f): broken.append(f'{url} -> {ref} (no element with id {unquote(frag)!r})')
+    assert not broken, 'broken links:\n' + '\n'.join(broken)
+    assert len(checked)>=len(pages), f'only {len(checked)} local targets checked'

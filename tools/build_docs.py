@@ -1,0 +1,276 @@
+"""Build miniai's docs site into `_docs/` without Quarto.
+
+1. nbdev's own doc processors (the ones `nbdev-proc-nbs` runs) turn each `nbs/*.ipynb` into `_proc/*.ipynb`: title cell
+   to frontmatter, exported code hidden, a `show_doc` entry after every exported name. We add two things on top:
+   `show_doc` also draws the parameter table from the docments (nbdev 3 shows only the commented signature), and public
+   methods with their own docstring (`Learner.fit`) get an entry after their class.
+2. nbconvert's `basic` HTML exporter renders each processed notebook (plots stay embedded PNGs).
+3. A small Jinja page (tools/docs_template/) adds the sidebar of notebooks in order, prev/next links and the CSS;
+   links to `.ipynb` files and to the project's published doc URLs are rewritten to the local pages.
+
+Run `make docs` (or `python tools/build_docs.py [--force]`); open `_docs/index.html`.
+"""
+import argparse, ast, html, json, os, re, shutil, sys, time, warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+TOOLS = Path(__file__).resolve().parent
+TMPL = TOOLS/'docs_template'
+
+# ---------------------------------------------------------------- step 1: nbdev processing (runs in worker processes)
+def _patch_showdoc():
+    "Make nbdev's default `show_doc` renderer add the docments parameter table, and say `class` for classes."
+    import inspect
+    from nbdev.showdoc import BasicMarkdownRenderer
+    from fastcore.docments import DocmentTbl
+    if getattr(BasicMarkdownRenderer, '_miniai_tbl', False): return
+    orig = BasicMarkdownRenderer._repr_markdown_
+    def _repr_markdown_(self):
+        md = orig(self)
+        if inspect.isclass(self.sym): md = md.replace('```python\ndef ', '```python\nclass ', 1)
+        try: tbl = DocmentTbl(self.sym)._repr_markdown_()
+        except Exception as e: tbl = ''; warnings.warn(f'no parameter table for {self.nm}: {e}')
+        return md + ('\n\n' + tbl if tbl else '')
+    BasicMarkdownRenderer._repr_markdown_ = _repr_markdown_
+    BasicMarkdownRenderer._miniai_tbl = True
+
+def _method_docs_proc():
+    "An nbdev processor adding `show_doc(Cls.meth)` after `show_doc(Cls)` for public methods that have a docstring."
+    from nbdev.process import Processor
+    from fastcore.nbio import mk_cell
+    class add_method_docs(Processor):
+        def begin(self):
+            cells = self.nb.cells
+            shown = {m.group(1) for c in cells if c.cell_type=='code' and c.source
+                     for m in re.finditer(r'^show_doc\(([\w.]+)', c.source, re.M)}
+            for i in reversed(range(len(cells))):
+                c = cells[i]
+                if not getattr(c, 'has_sd', False): continue
+                m = re.match(r'show_doc\((\w+)\)$', c.source.strip())
+                if not m: continue
+                meths = _public_methods(cells, m.group(1))
+                new = [mk_cell(f'show_doc({m.group(1)}.{nm}, title_level=4)') for nm in meths if f'{m.group(1)}.{nm}' not in shown]
+                for n in new: n.has_sd = True
+                cells[i+1:i+1] = new
+            for i,c in enumerate(cells): c.idx_ = i
+    return add_method_docs
+
+def _public_methods(cells, cls):
+    "Names of public methods of class `cls` (defined in an exported cell) that have their own docstring, in order."
+    for c in cells:
+        if c.cell_type!='code' or not c.source or not ({'export','exports'} & set(getattr(c, 'directives_', {}) or {})): continue
+        try: tree = ast.parse(re.sub(r'^\s*#\|.*$', '', c.source, flags=re.M))
+        except SyntaxError: continue
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name==cls:
+                return [f.name for f in node.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                        and not f.name.startswith('_') and ast.get_docstring(f)]
+    return []
+
+def proc_one(args):
+    "Process one notebook with nbdev's doc processors (plus ours) into `dst`; return (name, seconds, error)."
+    src, dst = map(Path, args)
+    t = time.time()
+    os.environ['IN_TEST'] = '1'  # what nbdev's own driver sets while processing
+    warnings.filterwarnings('ignore', message='Found cells containing imports')
+    try:
+        from fastcore.nbio import read_nb, write_nb
+        from nbdev.processors import FilterDefaults, exec_show_docs
+        _patch_showdoc()
+        extra = _method_docs_proc()
+        problems = []
+        class exec_show_docs_noted(exec_show_docs):
+            "nbdev stops at the first cell that fails here; we note it, keep the cell's saved outputs and go on."
+            def __call__(self, cell):
+                outs = [dict(o) for o in cell.get('outputs', [])]
+                try: super().__call__(cell)
+                except Exception as e:
+                    cell['outputs'] = outs
+                    problems.append(str(e).split('\n')[0] + ' ' + str(e).strip().splitlines()[-1])
+        class Procs(FilterDefaults):
+            def base_procs(self):
+                ps = super().base_procs()
+                i = ps.index(exec_show_docs)
+                ps[i] = exec_show_docs_noted
+                ps.insert(i-1, extra)   # before clean_show_doc and the execution of show_doc cells
+                return ps
+        nb = read_nb(src)
+        Procs()(nb)
+        write_nb(nb, dst)
+        return src.name, time.time()-t, None, problems
+    except Exception as e: return src.name, time.time()-t, f'{type(e).__name__}: {e}', []
+
+# ---------------------------------------------------------------- step 2: render one processed notebook
+_re_dir = re.compile(r'^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
+
+def _quarto_opts(cell):
+    "Split leading `#| key: value` lines (Quarto cell options written by nbdev) off `cell.source`."
+    lines, opts = cell.source.splitlines(), {}
+    while lines and (m := _re_dir.match(lines[0])):
+        opts[m.group(1)] = m.group(2).strip('"\''); lines.pop(0)
+    cell.source = '\n'.join(lines)
+    return opts
+
+def _md_text(o): return ''.join(o) if isinstance(o, list) else o
+
+def prepare(nb, orig_first_md):
+    "Apply the Quarto options nbdev left in `nb` and return its frontmatter; `nb` is changed in place."
+    import yaml
+    fm, cells = {}, []
+    for c in nb.cells:
+        if c.cell_type=='raw':
+            m = re.match(r'^---\s*\n(.*?)\n---', c.source.strip(), re.S)
+            if m: fm.update(yaml.safe_load(m.group(1)) or {}); continue
+        if c.cell_type=='markdown' and c.source.strip().startswith('<!-- WARNING: THIS FILE WAS AUTOGENERATED'): continue
+        if c.cell_type=='code':
+            o = _quarto_opts(c)
+            tags = set(c.metadata.get('tags', []))
+            if o.get('include')=='false': continue
+            if o.get('echo')=='false' or not c.source.strip(): tags.add('remove_input')
+            if o.get('output')=='false': tags.add('remove_output')
+            if o.get('code-fold'): tags.add('fold')
+            if 'show_doc' in c.source or any('text/markdown' in _md_text(x.get('data', {})) for x in c.get('outputs', [])):
+                if o.get('output')=='asis': tags.add('api')
+            for x in c.get('outputs', []):
+                md = x.get('data', {}).get('text/markdown')
+                if md is not None: x['data']['text/markdown'] = re.sub(r'(\]\([^)\s]*\))\{[^}]*\}', r'\1', _md_text(md))
+            if not c.source.strip() and not c.get('outputs'): continue
+            c.metadata['tags'] = sorted(tags)
+        cells.append(c)
+    # nbdev turns the whole first markdown cell into frontmatter: keep the paragraph that follows `# title` / `> summary`
+    if orig_first_md:
+        rest = [l for l in orig_first_md.splitlines() if not re.match(r'^(#\s|>\s)', l)]
+        rest = '\n'.join(rest).strip()
+        if rest and 'title' in fm:
+            import nbformat
+            cells.insert(0, nbformat.v4.new_markdown_cell(rest))
+    keep = {'cell_type', 'id', 'metadata', 'source', 'outputs', 'execution_count', 'attachments'}
+    for c in cells:
+        for k in set(c) - keep: del c[k]   # nbdev's bookkeeping (`has_sd`, `idx_`) is not valid nbformat
+        c.metadata.pop('execution', None)  # execnb writes float timings where nbformat wants strings
+    nb.cells = cells
+    return fm
+
+def _exporter():
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+    c = Config()
+    c.TagRemovePreprocessor.enabled = True
+    c.TagRemovePreprocessor.remove_input_tags = {'remove_input'}
+    c.TagRemovePreprocessor.remove_all_outputs_tags = {'remove_output'}
+    c.HTMLExporter.exclude_anchor_links = False
+    return HTMLExporter(config=c, template_name='basic')
+
+# ---------------------------------------------------------------- step 3: links, table of contents, page
+def fix_links(body, pages, doc_url):
+    "Point links at `.ipynb` files and at the published docs (`doc_url`) to the local pages."
+    from nbdev.config import nbpath2html
+    def sub(m):
+        url = html.unescape(m.group(2))
+        if doc_url and url.startswith(doc_url): url = url[len(doc_url):].lstrip('/') or 'index.html'
+        path, hsh, frag = url.partition('#')
+        name = Path(path).name
+        if not re.match(r'^[a-z]+:', path) and name.endswith('.ipynb'):
+            url = pages.get(name) or nbpath2html(Path(name)).name
+            url += hsh + frag
+        return f'{m.group(1)}"{html.escape(url)}"'
+    return re.sub(r'(\bhref=)"([^"]*)"', sub, body)
+
+def api_anchors(body):
+    "nbdev links API names as `page.html#learner.fit`: give every heading a lower-case id as well."
+    def sub(m):
+        tag, hid, rest = m.group(1), m.group(2), m.group(3)
+        low = hid.lower()
+        extra = f'<span class="anchor-alias" id="{low}"></span>' if low!=hid else ''
+        return f'<{tag} id="{hid}"{rest}>{extra}'
+    return re.sub(r'<(h[1-4]) id="([^"]+)"([^>]*)>', sub, body)
+
+def mark_source_links(body):
+    return re.sub(r'<a href="(https?://[^"]+)">source</a>', r'<a class="source-link" href="\1" target="_blank" rel="noopener">source</a>', body)
+
+def toc(body):
+    "The h2/h3 headings of a page body, for the 'On this page' list."
+    res = []
+    for m in re.finditer(r'<(h[23]) id="([^"]+)"[^>]*>(.*?)</\1>', body, re.S):
+        txt = re.sub(r'<[^>]+>', '', m.group(3)).replace('¶', '').strip()
+        if txt: res.append(dict(level=int(m.group(1)[1]), id=m.group(2), text=html.unescape(txt)))
+    return res
+
+def nb_order(p):
+    "index first, then by the leading number, then by name."
+    m = re.match(r'^(\d+)', p.stem)
+    return (p.stem!='index', int(m.group(1)) if m else 10**6, p.name)
+
+def build(root, force=False, workers=2, quiet=False):
+    t0 = time.time()
+    root = Path(root).resolve()
+    os.chdir(root)
+    sys.path.insert(0, str(root))
+    from nbdev.config import get_config, nbpath2html
+    cfg = get_config()
+    nbs_path, proc, out = cfg.nbs_path, root/'_proc', cfg.doc_path
+    nbs = sorted((p for p in nbs_path.glob('*.ipynb') if not p.name.startswith(('_', '.'))), key=nb_order)
+    if not nbs: raise SystemExit(f'no notebooks in {nbs_path}')
+    if not (nbs_path/'index.ipynb').exists(): raise SystemExit(f'{nbs_path}/index.ipynb (the home page) is missing')
+    log = (lambda *a: None) if quiet else (lambda *a: print('[docs]', *a, flush=True))
+
+    # step 1: process notebooks whose processed copy is missing or older than the notebook or this script
+    proc.mkdir(exist_ok=True)
+    for p in proc.glob('*.ipynb'):
+        if not (nbs_path/p.name).exists(): p.unlink()
+    stamp = max(Path(__file__).stat().st_mtime, cfg.config_file.stat().st_mtime)
+    todo = [(str(p), str(proc/p.name)) for p in nbs
+            if force or not (proc/p.name).exists() or (proc/p.name).stat().st_mtime < max(p.stat().st_mtime, stamp)]
+    if todo:
+        sys.path.insert(0, str(TOOLS))
+        import build_docs   # the workers need `proc_one` from an importable module, not from `__main__`
+        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as ex: res = list(ex.map(build_docs.proc_one, todo))
+        errs = [f'{n}: {e}' for n,_,e,_ in res if e]
+        for n,dt,e,probs in res:
+            log(f'processed {n} in {dt:.1f}s' + (' FAILED' if e else ''))
+            for pr in probs: log(f'  WARNING nbdev-docs (Quarto) would stop here; move imports to a cell of their own: {pr}')
+        if errs: raise SystemExit('nbdev processing failed (run the notebook top to bottom to see why):\n' + '\n'.join(errs))
+    t1 = time.time()
+
+    # step 2: render
+    import nbformat, jinja2
+    from pygments.formatters import HtmlFormatter
+    exp = _exporter()
+    pages = {p.name: nbpath2html(Path(p.name)).name for p in nbs}
+    doc_url = (cfg.get('doc_host', '') or '') + (cfg.get('doc_baseurl', '') or '')
+    site = []
+    for p in nbs:
+        nb = nbformat.read(proc/p.name, as_version=4)
+        orig = nbformat.read(p, as_version=4)
+        first_md = next((c.source for c in orig.cells if c.cell_type=='markdown'), None)
+        fm = prepare(nb, first_md)
+        body, _ = exp.from_notebook_node(nb)
+        body = mark_source_links(api_anchors(fix_links(body, pages, doc_url)))
+        m = re.match(r'^(\d+)_', p.stem)
+        site.append(dict(src=p.name, href=pages[p.name], num=m.group(1) if m else '', body=body, toc=toc(body),
+                         title=fm.get('title', p.stem), description=fm.get('description', '')))
+
+    # step 3: pages
+    if out.exists(): shutil.rmtree(out)
+    out.mkdir(parents=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TMPL), autoescape=jinja2.select_autoescape(['html']))
+    page = env.get_template('page.html.j2')
+    shutil.copy(TMPL/'site.css', out/'site.css')
+    (out/'pygments.css').write_text(HtmlFormatter(style='friendly').get_style_defs('.highlight'))
+    (out/'.nojekyll').write_text('')
+    meta = dict(name=cfg.get('title') or cfg.lib_name, description=cfg.get('description', ''), repo=cfg.get('git_url', ''))
+    for i,s in enumerate(site):
+        prev = site[i-1] if i>0 else None
+        nxt = site[i+1] if i+1<len(site) else None
+        (out/s['href']).write_text(page.render(page=s, site=site, prev=prev, next=nxt, meta=meta, is_index=s['src']=='index.ipynb'))
+    t2 = time.time()
+    log(f'{len(site)} pages in {out.relative_to(root)}/ (processing {t1-t0:.1f}s, rendering {t2-t1:.1f}s, total {t2-t0:.1f}s)')
+    return out/'index.html'
+
+if __name__=='__main__':
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--root', default=str(TOOLS.parent), help='project root (the folder with pyproject.toml)')
+    ap.add_argument('--force', action='store_true', help='re-process every notebook (ignore the _proc/ cache)')
+    ap.add_argument('--workers', type=int, default=min(2, os.cpu_count() or 1), help='notebooks processed in parallel')
+    a = ap.parse_args()
+    build(a.root, force=a.force, workers=a.workers)
