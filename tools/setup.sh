@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 log() { echo "[setup] $*"; }
+# pip warns about every missing optional local index on some machines; keep real errors, drop that noise
+pipq() { "$VPY" -m pip install -q "$@" 2> >(grep -v "^WARNING: Location '" >&2); }
 
 "$PY" -c 'import sys; assert sys.version_info >= (3,10), "miniai needs Python >= 3.10"' \
   || { echo "[setup] Python >= 3.10 is required (found $("$PY" --version))"; exit 1; }
@@ -23,10 +25,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     elif ls /opt/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1; then spec="torch==2.13.0"   # the CPU wheel on this machine's disk
     else spec="torch"; fi                                                                    # pip picks the build for this hardware
     log "installing $spec (before anything that depends on torch)"
-    "$VPY" -m pip install -q "$spec"
+    pipq "$spec"
   fi
   log "installing miniai with its dev extra"
-  "$VPY" -m pip install -q -e ".[dev]"
+  pipq -e ".[dev]"
   echo "$want" > "$stamp"
 else
   log ".venv is up to date (nothing reinstalled)"
