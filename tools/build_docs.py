@@ -79,19 +79,30 @@ def proc_one(args):
         _patch_showdoc()
         extra = _method_docs_proc()
         problems = []
-        class exec_show_docs_noted(exec_show_docs):
-            "nbdev stops at the first cell that fails here; we note it, keep the cell's saved outputs and go on."
+        class exec_show_docs_lean(exec_show_docs):
+            """Run what `show_doc` needs: exported cells, cells of nothing but imports, `show_doc` cells.
+            nbdev also re-runs every cell that *contains* an import, with none of the notebook's other state: such a
+            cell may train a model or fail; we keep its saved outputs instead, and say so."""
             def __call__(self, cell):
+                if cell.cell_type!='code' or not cell.source: return
+                d = set(getattr(cell, 'directives_', {}) or {})
+                try: trees = ast.parse(re.sub(r'^\s*(#\|.*|[%!].*)$', '', cell.source, flags=re.M)).body
+                except SyntaxError: trees = None
+                imports_only = bool(trees) and all(isinstance(t, (ast.Import, ast.ImportFrom)) for t in trees)
+                mixed = bool(trees) and not imports_only and any(isinstance(n, (ast.Import, ast.ImportFrom)) for t in trees for n in ast.walk(t))
+                if mixed and not d & {'export', 'exports', 'exporti', 'exec_doc'} and not cell.source.lstrip().startswith(('show_doc', '#| echo: false')):
+                    problems.append(('mixed', cell.idx_))
+                    return
                 outs = [dict(o) for o in cell.get('outputs', [])]
                 try: super().__call__(cell)
                 except Exception as e:
                     cell['outputs'] = outs
-                    problems.append(str(e).split('\n')[0] + ' ' + str(e).strip().splitlines()[-1])
+                    problems.append(f'cell {cell.idx_} failed when run for the docs: ' + str(e).strip().splitlines()[-1])
         class Procs(FilterDefaults):
             def base_procs(self):
                 ps = super().base_procs()
                 i = ps.index(exec_show_docs)
-                ps[i] = exec_show_docs_noted
+                ps[i] = exec_show_docs_lean
                 ps.insert(i-1, extra)   # before clean_show_doc and the execution of show_doc cells
                 return ps
         nb = read_nb(src)
@@ -188,6 +199,53 @@ def api_anchors(body):
 def mark_source_links(body):
     return re.sub(r'<a href="(https?://[^"]+)">source</a>', r'<a class="source-link" href="\1" target="_blank" rel="noopener">source</a>', body)
 
+_re_skip = re.compile(r'(<(code|pre|script|style|svg)\b.*?</\2>)', re.S)
+_re_math = re.compile(r'\$\$(.+?)\$\$|(?<![\\$\w])\$([^\s$](?:[^$]*?[^\s$\\])?)\$(?![\w$])', re.S)
+
+def _tex_compat(tex):
+    "Rewrite the bits of LaTeX that matplotlib's mathtext lacks into ones it has."
+    tex = re.sub(r'\\texttt\{([^{}]*)\}', lambda m: r'\mathtt{' + m.group(1).replace(' ', r'\ ') + '}', tex)
+    tex = re.sub(r'\\tfrac(?![a-z])', r'\\frac', tex)
+    tex = re.sub(r'\\[lr]Vert(?![a-z])', r'\\|', tex)
+    return tex.replace('\n', ' ')
+
+class MathRenderer:
+    "TeX between `$`/`$$` to inline SVG with matplotlib's mathtext (no MathJax: the site must work offline)."
+    def __init__(self, cache_dir):
+        self.cache_dir, self.failed = Path(cache_dir), []
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+    def svg(self, tex, display):
+        import hashlib, base64, io
+        key = hashlib.sha1(f'{display}{tex}'.encode()).hexdigest()[:16]
+        f = self.cache_dir/f'{key}.json'
+        if f.exists(): return json.loads(f.read_text())
+        import matplotlib
+        matplotlib.use('Agg')
+        from matplotlib.mathtext import MathTextParser, math_to_image
+        from matplotlib.font_manager import FontProperties
+        with matplotlib.rc_context({'mathtext.fontset': 'cm', 'svg.hashsalt': 'miniai', 'svg.fonttype': 'path'}):
+            prop = FontProperties(size=17 if display else 14)
+            _,_,depth,_,_ = MathTextParser('path').parse(f'${tex}$', dpi=72, prop=prop)
+            buf = io.BytesIO(); math_to_image(f'${tex}$', buf, prop=prop, dpi=72, format='svg')
+        svg = re.sub(r'<metadata>.*?</metadata>', '', buf.getvalue().decode(), flags=re.S)
+        res = dict(src='data:image/svg+xml;base64,' + base64.b64encode(svg.encode()).decode(), depth=depth)
+        f.write_text(json.dumps(res))
+        return res
+    def sub(self, m):
+        display = m.group(1) is not None
+        tex = html.unescape(m.group(1) if display else m.group(2)).strip()
+        if display: tex = re.sub(r'\\frac(?![a-z])', r'\\dfrac', tex)   # display style, as MathJax would draw it
+        try: r = self.svg(_tex_compat(tex), display)
+        except Exception as e:
+            self.failed.append(tex)
+            return f'<code class="tex">{html.escape(tex)}</code>'
+        alt = html.escape(tex, quote=True)
+        if display: return f'<span class="math display"><img src="{r["src"]}" alt="{alt}"></span>'
+        return f'<img class="math" src="{r["src"]}" alt="{alt}" style="vertical-align:-{r["depth"]:.1f}pt">'
+    def __call__(self, body):
+        return ''.join(part if i%3==1 else (_re_math.sub(self.sub, part) if i%3==0 else '')
+                       for i,part in enumerate(_re_skip.split(body)))
+
 def toc(body):
     "The h2/h3 headings of a page body, for the 'On this page' list."
     res = []
@@ -228,7 +286,11 @@ def build(root, force=False, workers=2, quiet=False):
         errs = [f'{n}: {e}' for n,_,e,_ in res if e]
         for n,dt,e,probs in res:
             log(f'processed {n} in {dt:.1f}s' + (' FAILED' if e else ''))
-            for pr in probs: log(f'  WARNING nbdev-docs (Quarto) would stop here; move imports to a cell of their own: {pr}')
+            mixed = [str(i) for k,i in probs if k=='mixed']
+            if mixed: log(f'  note: cells {", ".join(mixed)} mix imports with other code: kept as saved '
+                          '(nbdev-docs would re-run them alone; the nbdev FAQ says to give imports a cell of their own)')
+            for pr in probs:
+                if pr[0]!='mixed': log(f'  note: {pr}')
         if errs: raise SystemExit('nbdev processing failed (run the notebook top to bottom to see why):\n' + '\n'.join(errs))
     t1 = time.time()
 
@@ -238,14 +300,14 @@ def build(root, force=False, workers=2, quiet=False):
     exp = _exporter()
     pages = {p.name: nbpath2html(Path(p.name)).name for p in nbs}
     doc_url = (cfg.get('doc_host', '') or '') + (cfg.get('doc_baseurl', '') or '')
-    site = []
+    site, math = [], MathRenderer(proc/'_math')
     for p in nbs:
         nb = nbformat.read(proc/p.name, as_version=4)
         orig = nbformat.read(p, as_version=4)
         first_md = next((c.source for c in orig.cells if c.cell_type=='markdown'), None)
         fm = prepare(nb, first_md)
         body, _ = exp.from_notebook_node(nb)
-        body = mark_source_links(api_anchors(fix_links(body, pages, doc_url)))
+        body = math(mark_source_links(api_anchors(fix_links(body, pages, doc_url))))
         m = re.match(r'^(\d+)_', p.stem)
         site.append(dict(src=p.name, href=pages[p.name], num=m.group(1) if m else '', body=body, toc=toc(body),
                          title=fm.get('title', p.stem), description=fm.get('description', '')))
@@ -264,6 +326,7 @@ def build(root, force=False, workers=2, quiet=False):
         nxt = site[i+1] if i+1<len(site) else None
         (out/s['href']).write_text(page.render(page=s, site=site, prev=prev, next=nxt, meta=meta, is_index=s['src']=='index.ipynb'))
     t2 = time.time()
+    for tex in math.failed: log(f'  WARNING math that mathtext cannot draw, shown as TeX: {tex}')
     log(f'{len(site)} pages in {out.relative_to(root)}/ (processing {t1-t0:.1f}s, rendering {t2-t1:.1f}s, total {t2-t0:.1f}s)')
     return out/'index.html'
 
