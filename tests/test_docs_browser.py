@@ -84,40 +84,54 @@ class Visit:
     def __enter__(self): return self
     def __exit__(self, *a): self.page.close()
 
-def test_index_lists_every_notebook(site, browser_ctx):
-    nbs = notebooks()
-    assert any(p.name=='index.ipynb' for p in nbs), 'nbs/index.ipynb (the home page) is missing'
-    with Visit(browser_ctx, site) as v:
-        pg = v.page
-        hrefs = pg.eval_on_selector_all('a[href]', 'els => els.filter(e => e.offsetParent !== null).map(e => e.getAttribute("href"))')
-        missing = [p.name for p in nbs if page_name(p) not in hrefs]
-        assert not missing, f'the index page has no visible link to: {missing}'
-        # the sidebar lists them in numeric order with their titles
-        side = pg.eval_on_selector_all('.nb-list a', 'els => els.map(e => [e.getAttribute("href"), e.innerText])')
-        assert [h for h,_ in side]==[page_name(p) for p in nbs], f'sidebar order {side}'
-        for (h,txt),p in zip(side, nbs):
-            if nb_title(p): assert nb_title(p) in txt, f'sidebar entry for {p.name} reads {txt!r}, not its title {nb_title(p)!r}'
-        SHOTS.mkdir(exist_ok=True)
-        pg.screenshot(path=str(SHOTS/'docs_index.png'))
-        assert not v.errors, v.errors
+COLLECT = """() => ({
+  title: document.querySelector('h1.title')?.innerText ?? null,
+  visible_hrefs: [...document.querySelectorAll('a[href]')].filter(e => e.offsetParent !== null).map(e => e.getAttribute('href')),
+  sidebar: [...document.querySelectorAll('.nb-list a')].map(e => [e.getAttribute('href'), e.innerText]),
+  plots: [...document.querySelectorAll('.output_png img, .output_jpeg img')].map(e => [e.complete, e.naturalWidth]),
+  refs: [...document.querySelectorAll('a[href], link[href], img[src], script[src]')].map(e => e.href || e.src),
+})"""
 
-def test_pages_show_title_and_plots(site, browser_ctx):
+@pytest.fixture(scope='session')
+def pages(site, browser_ctx):
+    "Open every page once; collect what the tests check, and screenshot the index."
+    res, t = {}, time.time()
+    for nb in notebooks():
+        with Visit(browser_ctx, site+page_name(nb)) as v:
+            res[nb.name] = v.page.evaluate(COLLECT) | dict(errors=v.errors, url=site+page_name(nb))
+            if nb.name=='index.ipynb':
+                SHOTS.mkdir(exist_ok=True)
+                v.page.screenshot(path=str(SHOTS/'docs_index.png'))
+    print(f'\n[docs] {len(res)} pages opened in Chromium in {time.time()-t:.1f}s')
+    return res
+
+def test_index_lists_every_notebook(pages):
+    nbs = notebooks()
+    assert 'index.ipynb' in pages, 'nbs/index.ipynb (the home page) is missing'
+    idx = pages['index.ipynb']
+    missing = [p.name for p in nbs if page_name(p) not in idx['visible_hrefs']]
+    assert not missing, f'the index page has no visible link to: {missing}'
+    # the sidebar lists them in numeric order, each with its title
+    assert [h for h,_ in idx['sidebar']]==[page_name(p) for p in nbs], f'sidebar order {idx["sidebar"]}'
+    for (h,txt),p in zip(idx['sidebar'], nbs):
+        if nb_title(p): assert nb_title(p) in txt, f'sidebar entry for {p.name} reads {txt!r}, not its title {nb_title(p)!r}'
+
+def test_pages_show_title_and_plots(pages):
     nbs = [p for p in notebooks() if p.name!='index.ipynb']
     assert nbs, 'no numbered notebooks in nbs/'
     with_plots = [p for p in nbs if has_plot(p)]
     assert with_plots, 'no notebook has a plot output (image/png), so no page can show one'
     for p in nbs:
-        with Visit(browser_ctx, site+page_name(p)) as v:
-            h1 = v.page.inner_text('h1.title')
-            assert nb_title(p) and h1.strip()==nb_title(p), f'{page_name(p)}: title {h1!r}, notebook says {nb_title(p)!r}'
-            if p in with_plots:
-                v.page.wait_for_load_state('load')
-                imgs = v.page.eval_on_selector_all('.output_png img, .output_jpeg img',
-                                                   'els => els.map(e => [e.complete, e.naturalWidth])')
-                assert imgs, f'{page_name(p)}: {p.name} has plot outputs but the page shows no plot image'
-                bad = [i for i,(done,w) in enumerate(imgs) if not (done and w>0)]
-                assert not bad, f'{page_name(p)}: plot images {bad} of {len(imgs)} did not load (naturalWidth 0)'
-            assert not v.errors, f'{page_name(p)}: {v.errors}'
+        got = pages[p.name]
+        assert nb_title(p) and (got['title'] or '').strip()==nb_title(p), f'{page_name(p)}: title {got["title"]!r}, notebook says {nb_title(p)!r}'
+        if p in with_plots:
+            assert got['plots'], f'{page_name(p)}: {p.name} has plot outputs but the page shows no plot image'
+            bad = [i for i,(done,w) in enumerate(got['plots']) if not (done and w>0)]
+            assert not bad, f'{page_name(p)}: plot images {bad} of {len(got["plots"])} did not load (naturalWidth 0)'
+
+def test_no_console_errors(pages):
+    errs = {n: p['errors'] for n,p in pages.items() if p['errors']}
+    assert not errs, f'console errors, page errors or failed requests: {errs}'
 
 def _api_page(name):
     "The built page that holds the API entry `name` (an element with that id)."
@@ -145,6 +159,7 @@ def test_api_entry_shows_parameters(site, browser_ctx, mod, name, nb):
         missing = [n for n in params if n not in rows or n not in sig]
         assert not missing, f'{page}: `{name}` entry lacks parameters {missing} (table rows {rows})'
         if name=='Learner.fit':
+            SHOTS.mkdir(exist_ok=True)
             entry.scroll_into_view_if_needed()
             v.page.evaluate('window.scrollBy(0, -80)')
             v.page.screenshot(path=str(SHOTS/'docs_learner_fit.png'))
@@ -156,24 +171,19 @@ def _ids(path, cache={}):
     if path not in cache: cache[path] = set(re.findall(r'\bid="([^"]+)"', path.read_text()))
     return cache[path]
 
-def test_no_broken_links(site, browser_ctx):
+def test_no_broken_links(site, pages):
     "Every local link, image and stylesheet answers 200, and every #fragment names an element of its page."
-    pages = [site+page_name(p) for p in notebooks()]
     broken, checked = [], {}
-    for url in pages:
-        with Visit(browser_ctx, url) as v:
-            refs = v.page.evaluate('''() => [...document.querySelectorAll("a[href], link[href], img[src], script[src]")]
-                                             .map(e => e.href || e.src)''')
-            assert not v.errors, f'{url}: {v.errors}'
-        for ref in refs:
-            if not ref.startswith(site): continue   # external (GitHub source links): not reachable offline
+    for name, got in pages.items():
+        for ref in got['refs']:
+            if not ref.startswith(site): continue   # external (GitHub source links) and data: images
             target, _, frag = ref.partition('#')
             if target not in checked:
                 try: checked[target] = urllib.request.urlopen(target, timeout=10).status
                 except Exception as e: checked[target] = str(e)
-            if checked[target]!=200: broken.append(f'{url} -> {ref} ({checked[target]})'); continue
+            if checked[target]!=200: broken.append(f'{got["url"]} -> {ref} ({checked[target]})'); continue
             if frag and target.endswith('.html'):
                 f = DOCS/unquote(urlparse(target).path).lstrip('/')
-                if unquote(frag) not in _ids(f): broken.append(f'{url} -> {ref} (no element with id {unquote(frag)!r})')
+                if unquote(frag) not in _ids(f): broken.append(f'{got["url"]} -> {ref} (no element with id {unquote(frag)!r})')
     assert not broken, 'broken links:\n' + '\n'.join(broken)
     assert len(checked)>=len(pages), f'only {len(checked)} local targets checked'

@@ -83,8 +83,10 @@ def proc_one(args):
             """Run what `show_doc` needs: exported cells, cells of nothing but imports, `show_doc` cells.
             nbdev also re-runs every cell that *contains* an import, with none of the notebook's other state: such a
             cell may train a model or fail; we keep its saved outputs instead, and say so."""
+            def begin(self):
+                if self.nb.has_docs_: super().begin()   # no exports, nothing to document: no need to start a shell
             def __call__(self, cell):
-                if cell.cell_type!='code' or not cell.source: return
+                if cell.cell_type!='code' or not cell.source or not hasattr(self, 'k'): return
                 d = set(getattr(cell, 'directives_', {}) or {})
                 try: trees = ast.parse(re.sub(r'^\s*(#\|.*|[%!].*)$', '', cell.source, flags=re.M)).body
                 except SyntaxError: trees = None
@@ -170,6 +172,7 @@ def _exporter():
     c.TagRemovePreprocessor.remove_input_tags = {'remove_input'}
     c.TagRemovePreprocessor.remove_all_outputs_tags = {'remove_output'}
     c.HTMLExporter.exclude_anchor_links = False
+    c.HTMLExporter.optimistic_validation = True   # validate once, not after every preprocessor
     return HTMLExporter(config=c, template_name='basic')
 
 # ---------------------------------------------------------------- step 3: links, table of contents, page
@@ -207,6 +210,7 @@ def _tex_compat(tex):
     tex = re.sub(r'\\texttt\{([^{}]*)\}', lambda m: r'\mathtt{' + m.group(1).replace(' ', r'\ ') + '}', tex)
     tex = re.sub(r'\\tfrac(?![a-z])', r'\\frac', tex)
     tex = re.sub(r'\\[lr]Vert(?![a-z])', r'\\|', tex)
+    tex = re.sub(r'\\[bB]igg?[lr]?(?![a-zA-Z])', '', tex)   # sized delimiters: mathtext sizes them itself only with \left/\right
     return tex.replace('\n', ' ')
 
 class MathRenderer:
@@ -229,7 +233,7 @@ class MathRenderer:
             buf = io.BytesIO(); math_to_image(f'${tex}$', buf, prop=prop, dpi=72, format='svg')
         svg = re.sub(r'<metadata>.*?</metadata>', '', buf.getvalue().decode(), flags=re.S)
         res = dict(src='data:image/svg+xml;base64,' + base64.b64encode(svg.encode()).decode(), depth=depth)
-        f.write_text(json.dumps(res))
+        tmp = f.with_suffix(f'.{os.getpid()}.tmp'); tmp.write_text(json.dumps(res)); tmp.replace(f)
         return res
     def sub(self, m):
         display = m.group(1) is not None
@@ -254,6 +258,28 @@ def toc(body):
         if txt: res.append(dict(level=int(m.group(1)[1]), id=m.group(2), text=html.unescape(txt)))
     return res
 
+def page_one(job):
+    "Worker: process (if stale) and render one notebook; return what the page template needs."
+    src, dst = Path(job['src']), Path(job['dst'])
+    res = dict(src=src.name, href=job['pages'][src.name], num=(re.match(r'^(\d+)_', src.stem) or [None, ''])[1],
+               error=None, problems=[], math_failed=[], t_proc=0., t_render=0.)
+    if job['stale']:
+        _, res['t_proc'], res['error'], res['problems'] = proc_one((src, dst))
+        if res['error']: return res
+    t = time.time()
+    try:
+        import nbformat
+        nb, orig = nbformat.read(dst, as_version=4), nbformat.read(src, as_version=4)
+        fm = prepare(nb, next((c.source for c in orig.cells if c.cell_type=='markdown'), None))
+        body, _ = _exporter().from_notebook_node(nb)
+        math = MathRenderer(job['math'])
+        body = math(mark_source_links(api_anchors(fix_links(body, job['pages'], job['doc_url']))))
+        res.update(body=body, toc=toc(body), title=fm.get('title', src.stem), description=fm.get('description', ''),
+                   math_failed=math.failed)
+    except Exception as e: res['error'] = f'rendering: {type(e).__name__}: {e}'
+    res['t_render'] = time.time()-t
+    return res
+
 def nb_order(p):
     "index first, then by the leading number, then by name."
     m = re.match(r'^(\d+)', p.stem)
@@ -272,47 +298,36 @@ def build(root, force=False, workers=2, quiet=False):
     if not (nbs_path/'index.ipynb').exists(): raise SystemExit(f'{nbs_path}/index.ipynb (the home page) is missing')
     log = (lambda *a: None) if quiet else (lambda *a: print('[docs]', *a, flush=True))
 
-    # step 1: process notebooks whose processed copy is missing or older than the notebook or this script
+    # steps 1 and 2, one notebook per worker: nbdev processing (when `_proc/` is missing or older than the notebook or
+    # this script), then rendering
     proc.mkdir(exist_ok=True)
     for p in proc.glob('*.ipynb'):
         if not (nbs_path/p.name).exists(): p.unlink()
     stamp = max(Path(__file__).stat().st_mtime, cfg.config_file.stat().st_mtime)
-    todo = [(str(p), str(proc/p.name)) for p in nbs
-            if force or not (proc/p.name).exists() or (proc/p.name).stat().st_mtime < max(p.stat().st_mtime, stamp)]
-    if todo:
-        sys.path.insert(0, str(TOOLS))
-        import build_docs   # the workers need `proc_one` from an importable module, not from `__main__`
-        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as ex: res = list(ex.map(build_docs.proc_one, todo))
-        errs = [f'{n}: {e}' for n,_,e,_ in res if e]
-        for n,dt,e,probs in res:
-            log(f'processed {n} in {dt:.1f}s' + (' FAILED' if e else ''))
-            mixed = [str(i) for k,i in probs if k=='mixed']
-            if mixed: log(f'  note: cells {", ".join(mixed)} mix imports with other code: kept as saved '
-                          '(nbdev-docs would re-run them alone; the nbdev FAQ says to give imports a cell of their own)')
-            for pr in probs:
-                if pr[0]!='mixed': log(f'  note: {pr}')
-        if errs: raise SystemExit('nbdev processing failed (run the notebook top to bottom to see why):\n' + '\n'.join(errs))
-    t1 = time.time()
-
-    # step 2: render
-    import nbformat, jinja2
-    from pygments.formatters import HtmlFormatter
-    exp = _exporter()
+    stale = lambda p: force or not (proc/p.name).exists() or (proc/p.name).stat().st_mtime < max(p.stat().st_mtime, stamp)
     pages = {p.name: nbpath2html(Path(p.name)).name for p in nbs}
     doc_url = (cfg.get('doc_host', '') or '') + (cfg.get('doc_baseurl', '') or '')
-    site, math = [], MathRenderer(proc/'_math')
-    for p in nbs:
-        nb = nbformat.read(proc/p.name, as_version=4)
-        orig = nbformat.read(p, as_version=4)
-        first_md = next((c.source for c in orig.cells if c.cell_type=='markdown'), None)
-        fm = prepare(nb, first_md)
-        body, _ = exp.from_notebook_node(nb)
-        body = math(mark_source_links(api_anchors(fix_links(body, pages, doc_url))))
-        m = re.match(r'^(\d+)_', p.stem)
-        site.append(dict(src=p.name, href=pages[p.name], num=m.group(1) if m else '', body=body, toc=toc(body),
-                         title=fm.get('title', p.stem), description=fm.get('description', '')))
+    jobs = [dict(src=str(p), dst=str(proc/p.name), stale=stale(p), pages=pages, doc_url=doc_url, math=str(proc/'_math'))
+            for p in nbs]
+    sys.path.insert(0, str(TOOLS))
+    import build_docs   # the workers need `page_one` from an importable module, not from `__main__`
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as ex: site = list(ex.map(build_docs.page_one, jobs))
+    for s in site:
+        log(f"{s['src']}: " + (f"processed in {s['t_proc']:.1f}s, " if s['t_proc'] else '') + f"rendered in {s['t_render']:.1f}s"
+            + (' FAILED' if s['error'] else ''))
+        mixed = [str(i) for k,i in s['problems'] if k=='mixed']
+        if mixed: log(f'  note: cells {", ".join(mixed)} mix imports with other code: kept as saved '
+                      '(nbdev-docs would re-run them alone; the nbdev FAQ says to give imports a cell of their own)')
+        for k,pr in s['problems']:
+            if k!='mixed': log(f'  note: {pr}')
+        for tex in s['math_failed']: log(f'  WARNING math that mathtext cannot draw, shown as TeX: {tex}')
+    errs = [f"{s['src']}: {s['error']}" for s in site if s['error']]
+    if errs: raise SystemExit('docs build failed (run the notebook top to bottom to see why):\n' + '\n'.join(errs))
+    t1 = time.time()
 
     # step 3: pages
+    import jinja2
+    from pygments.formatters import HtmlFormatter
     if out.exists(): shutil.rmtree(out)
     out.mkdir(parents=True)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TMPL), autoescape=jinja2.select_autoescape(['html']))
@@ -326,8 +341,7 @@ def build(root, force=False, workers=2, quiet=False):
         nxt = site[i+1] if i+1<len(site) else None
         (out/s['href']).write_text(page.render(page=s, site=site, prev=prev, next=nxt, meta=meta, is_index=s['src']=='index.ipynb'))
     t2 = time.time()
-    for tex in math.failed: log(f'  WARNING math that mathtext cannot draw, shown as TeX: {tex}')
-    log(f'{len(site)} pages in {out.relative_to(root)}/ (processing {t1-t0:.1f}s, rendering {t2-t1:.1f}s, total {t2-t0:.1f}s)')
+    log(f'{len(site)} pages in {out.relative_to(root)}/ in {t2-t0:.1f}s ({workers} workers)')
     return out/'index.html'
 
 if __name__=='__main__':
