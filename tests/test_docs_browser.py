@@ -36,7 +36,7 @@ def nb_title(nb):
     cells = json.loads(nb.read_text())['cells']
     src = next((''.join(c['source']) for c in cells if c['cell_type']=='markdown'), '')
     m = re.search(r'^#\s+(.+?)\s*$', src, re.M)
-    return m.group(1) if m else None
+    return m.group(1).replace('`', '') if m else None   # as rendered: `code` in a title shows without backticks
 
 def has_plot(nb):
     return any('image/png' in o.get('data', {}) for c in json.loads(nb.read_text())['cells'] for o in c.get('outputs', []))

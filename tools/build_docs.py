@@ -327,10 +327,12 @@ def build(root, force=False, workers=2, quiet=False):
 
     # step 3: pages
     import jinja2
+    from markupsafe import Markup, escape
     from pygments.formatters import HtmlFormatter
     if out.exists(): shutil.rmtree(out)
     out.mkdir(parents=True)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TMPL), autoescape=jinja2.select_autoescape(['html']))
+    env.filters['md_inline'] = lambda t: Markup(re.sub(r'`([^`]+)`', r'<code>\1</code>', str(escape(t))))
     page = env.get_template('page.html.j2')
     shutil.copy(TMPL/'site.css', out/'site.css')
     (out/'pygments.css').write_text(HtmlFormatter(style='friendly').get_style_defs('.highlight'))
