@@ -43,6 +43,12 @@ def _method_docs_proc():
             cells = self.nb.cells
             shown = {m.group(1) for c in cells if c.cell_type=='code' and c.source
                      for m in re.finditer(r'^show_doc\(([\w.]+)', c.source, re.M)}
+            # nbdev names `@patch def f(self:Learner)` as `Learner.f`, but not `@fc.patch`: it then documents `f`, which
+            # `fc.patch` left bound to None, and the entry shows `show_doc` itself. Name those the way nbdev names `@patch`.
+            patched = _patched_names(cells)
+            for c in cells:
+                m = re.match(r'show_doc\((\w+)\)$', (c.source or '').strip())
+                if getattr(c, 'has_sd', False) and m and m.group(1) in patched: c.source = f'show_doc({patched[m.group(1)]})'
             for i in reversed(range(len(cells))):
                 c = cells[i]
                 if not getattr(c, 'has_sd', False): continue
@@ -54,6 +60,23 @@ def _method_docs_proc():
                 cells[i+1:i+1] = new
             for i,c in enumerate(cells): c.idx_ = i
     return add_method_docs
+
+def _patched_names(cells):
+    "{name: 'Cls.name'} for exported functions decorated with a dotted `patch`/`patch_to` (`@fc.patch`)."
+    res = {}
+    for c in cells:
+        if c.cell_type!='code' or not c.source or not ({'export','exports'} & set(getattr(c, 'directives_', {}) or {})): continue
+        try: tree = ast.parse(re.sub(r'^\s*#\|.*$', '', c.source, flags=re.M))
+        except SyntaxError: continue
+        for f in tree.body:
+            if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)): continue
+            for d in f.decorator_list:
+                fn = d.func if isinstance(d, ast.Call) else d
+                if not isinstance(fn, ast.Attribute): continue
+                if fn.attr=='patch' and f.args.args and isinstance(a := f.args.args[0].annotation, ast.Name): res[f.name] = f'{a.id}.{f.name}'
+                if fn.attr=='patch_to' and isinstance(d, ast.Call) and d.args and isinstance(d.args[0], ast.Name):
+                    res[f.name] = f'{d.args[0].id}.{f.name}'
+    return res
 
 def _public_methods(cells, cls):
     "Names of public methods of class `cls` (defined in an exported cell) that have their own docstring, in order."
