@@ -348,6 +348,17 @@ def build(root, force=False, workers=2, quiet=False):
     if errs: raise SystemExit('docs build failed (run the notebook top to bottom to see why):\n' + '\n'.join(errs))
     t1 = time.time()
 
+    # API links (`Learner.one_batch` in prose) point at `page.html#learner.one_batch`, but only names with an entry
+    # have that anchor: send the others to their class's entry (`#learner`), else to the top of the page
+    ids = {s['href']: set(re.findall(r'\bid="([^"]+)"', s['body'])) for s in site}
+    def fix_frag(m):
+        href, frag = m.group(2), m.group(3)
+        if href not in ids or html.unescape(frag) in ids[href]: return m.group(0)
+        parts = html.unescape(frag).split('.')
+        while parts and '.'.join(parts) not in ids[href]: parts.pop()
+        return f'{m.group(1)}"{href}' + (f'#{html.escape(".".join(parts))}' if parts else '') + '"'
+    for s in site: s['body'] = re.sub(r'(\bhref=)"([\w.-]*\.html)#([^"]+)"', fix_frag, s['body'])
+
     # step 3: pages
     import jinja2
     from markupsafe import Markup, escape
