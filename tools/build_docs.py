@@ -149,6 +149,15 @@ def _quarto_opts(cell):
 
 def _md_text(o): return ''.join(o) if isinstance(o, list) else o
 
+_WIDGET = 'application/vnd.jupyter.widget-view+json'
+def _static_widget(out):
+    "A widget needs a live kernel: show what it is and where it works instead of a dead (and erroring) placeholder."
+    data = out.get('data', {})
+    if _WIDGET not in data: return
+    desc = html.escape(_md_text(data.get('text/plain', 'a widget')))
+    out['data'] = {'text/html': f'<div class="widget-static"><span>interactive widget</span> <code>{desc}</code> '
+                                '<em>works when you run the notebook in Jupyter</em></div>', 'text/plain': desc}
+
 def prepare(nb, orig_first_md):
     "Apply the Quarto options nbdev left in `nb` and return its frontmatter; `nb` is changed in place."
     import yaml
@@ -168,6 +177,7 @@ def prepare(nb, orig_first_md):
             if 'show_doc' in c.source or any('text/markdown' in _md_text(x.get('data', {})) for x in c.get('outputs', [])):
                 if o.get('output')=='asis': tags.add('api')
             for x in c.get('outputs', []):
+                _static_widget(x)
                 md = x.get('data', {}).get('text/markdown')
                 if md is not None: x['data']['text/markdown'] = re.sub(r'(\]\([^)\s]*\))\{[^}]*\}', r'\1', _md_text(md))
             if not c.source.strip() and not c.get('outputs'): continue
@@ -185,6 +195,7 @@ def prepare(nb, orig_first_md):
         for k in set(c) - keep: del c[k]   # nbdev's bookkeeping (`has_sd`, `idx_`) is not valid nbformat
         c.metadata.pop('execution', None)  # execnb writes float timings where nbformat wants strings
     nb.cells = cells
+    nb.metadata.pop('widgets', None)   # widget state is for a live widget manager (JavaScript from a CDN): not offline
     return fm
 
 def _exporter():
