@@ -187,3 +187,33 @@ def test_no_broken_links(site, pages):
                 if unquote(frag) not in _ids(f): broken.append(f'{got["url"]} -> {ref} (no element with id {unquote(frag)!r})')
     assert not broken, 'broken links:\n' + '\n'.join(broken)
     assert len(checked)>=len(pages), f'only {len(checked)} local targets checked'
+
+def test_quarto_config_is_valid_for_nbdev_docs():
+    "The Quarto files that `nbdev-docs` reads on machines with Quarto: valid YAML, with the keys nbdev relies on."
+    import yaml
+    from nbdev.config import get_config
+    q = yaml.safe_load((ROOT/'nbs/_quarto.yml').read_text())
+    assert q['project']['type']=='website' and {'nbdev.yml', 'sidebar.yml'} <= set(q['metadata-files']), q
+    n = yaml.safe_load((ROOT/'nbs/nbdev.yml').read_text())
+    cfg = get_config(ROOT)
+    assert n['project']['output-dir']==cfg.doc_path.name, f"nbdev.yml writes to {n['project']['output-dir']}, pyproject says {cfg.doc_path.name}"
+    assert n['website']['title']==cfg.title and n['website']['repo-url']==cfg.git_url, n['website']
+    s = yaml.safe_load((ROOT/'nbs/sidebar.yml').read_text())
+    assert 'index.ipynb' in s['website']['sidebar']['contents'], s
+
+def test_glue_rewrites_links_and_math():
+    "The few transformations build_docs adds on top of nbdev and nbconvert."
+    sys.path.insert(0, str(TOOLS))
+    import build_docs as bd
+    pages = {'09_learner.ipynb': 'learner.html'}
+    body = ('<a href="09_learner.ipynb#Callbacks">a</a><a href="https://x.io/miniai/learner.html#learner.fit">b</a>'
+            '<a href="12_annealing.ipynb">c</a><a href="https://pytorch.org/x.ipynb">d</a>')
+    out = bd.fix_links(body, pages, 'https://x.io/miniai')
+    assert re.findall(r'href="([^"]+)"', out)==['learner.html#Callbacks', 'learner.html#learner.fit', 'annealing.html',
+                                                'https://pytorch.org/x.ipynb'], out
+    assert bd._tex_compat(r'\texttt{a b}\Big(\tfrac12\Big)')==r'\mathtt{a\ b}(\frac12)'
+    with tempfile.TemporaryDirectory() as d:
+        m = bd.MathRenderer(d)
+        got = m('<p>cost $x^2$ and <code>$HOME</code> and $$\\frac{a}{b}$$ and $\\badmacro{x}$</p>')
+    assert got.count('<img class="math"')==1 and got.count('class="math display"')==1, got[:300]
+    assert '<code>$HOME</code>' in got and '<code class="tex">\\badmacro{x}</code>' in got and m.failed==['\\badmacro{x}']
