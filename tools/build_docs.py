@@ -189,7 +189,8 @@ def prepare(nb, orig_first_md):
         rest = '\n'.join(rest).strip()
         if rest and 'title' in fm:
             import nbformat
-            cells.insert(0, nbformat.v4.new_markdown_cell(rest))
+            from nbdev.doclinks import NbdevLookup
+            cells.insert(0, nbformat.v4.new_markdown_cell(NbdevLookup().linkify(rest)))   # API names linked, as nbdev does
     keep = {'cell_type', 'id', 'metadata', 'source', 'outputs', 'execution_count', 'attachments'}
     for c in cells:
         for k in set(c) - keep: del c[k]   # nbdev's bookkeeping (`has_sd`, `idx_`) is not valid nbformat
