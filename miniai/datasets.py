@@ -8,7 +8,7 @@ Docs: https://miniai-dev.github.io/miniai/datasets.html.md"""
 __all__ = ['inplace', 'collate_dict', 'show_image', 'subplots', 'get_grid', 'show_images', 'decode_images', 'ds_to_tensors',
            'take_rows', 'TensorLoader', 'float_imgs', 'DataLoaders']
 
-# %% ../nbs/05_datasets.ipynb #d13c48a5
+# %% ../nbs/05_datasets.ipynb #8a3ca0ed
 import io, math, struct, warnings, zlib
 from collections import OrderedDict
 from functools import update_wrapper
@@ -17,7 +17,7 @@ from operator import itemgetter
 import fastcore.all as fc, matplotlib.pyplot as plt, numpy as np, torch
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 
-# %% ../nbs/05_datasets.ipynb #c17f1b2f
+# %% ../nbs/05_datasets.ipynb #f65d585e
 def inplace(f): # a function that modifies its argument in place and returns nothing
     "Wrap `f` so the new function calls `f(b)`, then returns `b` (for APIs such as `with_transform` that want it back)"
     if not callable(f): raise TypeError(f"inplace needs a callable to wrap, got {type(f).__name__}: {f!r}")
@@ -26,7 +26,7 @@ def inplace(f): # a function that modifies its argument in place and returns not
         return b
     return update_wrapper(_f, f)  # keep `f`'s name and docstring on the wrapper
 
-# %% ../nbs/05_datasets.ipynb #44d91347
+# %% ../nbs/05_datasets.ipynb #048683b1
 def collate_dict(ds): # a dataset with `.features` (e.g. a 🤗 `Dataset`), or a list of feature names
     "A collate function for `ds`: a batch of dict items becomes a tuple of collated features, in `ds`'s feature order"
     if hasattr(ds, 'features'): names = list(ds.features)
@@ -47,7 +47,7 @@ def collate_dict(ds): # a dataset with `.features` (e.g. a 🤗 `Dataset`), or a
         return r if len(names) > 1 else (r,)
     return _f
 
-# %% ../nbs/05_datasets.ipynb #607f5f0f
+# %% ../nbs/05_datasets.ipynb #6b6f965a
 def _to_hwc(im):
     "`im` as a numpy array of shape (h,w) or (h,w,c): tensors leave the GPU and the graph, CHW becomes HWC"
     if isinstance(im, torch.Tensor):
@@ -78,7 +78,7 @@ def show_image(im, # an image: (h,w) or (c,h,w) tensor on any device, (h,w[,c]) 
     if noframe: ax.axis('off')
     return ax
 
-# %% ../nbs/05_datasets.ipynb #97bd84dd
+# %% ../nbs/05_datasets.ipynb #d726d18a
 @fc.delegates(plt.subplots, keep=True)
 def subplots(nrows:int=1, # number of rows of plots
              ncols:int=1, # number of columns of plots
@@ -93,7 +93,7 @@ def subplots(nrows:int=1, # number of rows of plots
     if nrows*ncols==1: ax = np.array(ax)
     return fig, ax
 
-# %% ../nbs/05_datasets.ipynb #046dcdab
+# %% ../nbs/05_datasets.ipynb #bb0f405c
 @fc.delegates(subplots)
 def get_grid(n:int, # number of plots needed
              nrows:int=None, # rows; None: about square, or from `n` and `ncols`
@@ -115,7 +115,7 @@ def get_grid(n:int, # number of plots needed
     if title is not None: fig.suptitle(title, weight=weight, size=size)
     return fig, axs
 
-# %% ../nbs/05_datasets.ipynb #8e60a661
+# %% ../nbs/05_datasets.ipynb #6e461c6b
 @fc.delegates(get_grid)
 def show_images(ims:list, # images (a list, or a batch tensor whose first axis indexes images)
                 nrows:int=None, # rows of the grid; None: worked out by `get_grid`
@@ -128,7 +128,7 @@ def show_images(ims:list, # images (a list, or a batch tensor whose first axis i
     _, axs = get_grid(len(ims), nrows, ncols, **kwargs)
     for im, t, ax in zip(ims, titles if titles is not None else [None]*len(ims), axs.flat): show_image(im, ax=ax, title=t)
 
-# %% ../nbs/05_datasets.ipynb #f6ce1fbd
+# %% ../nbs/05_datasets.ipynb #a1b085eb
 _png_sig, _png_chans = b'\x89PNG\r\n\x1a\n', {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> channels: gray, RGB, gray+alpha, RGBA
 
 def _png_parts(b:bytes):
@@ -198,7 +198,7 @@ def decode_images(bs:list, # encoded images: bytes (PNG, JPEG, ... anything PIL 
                          "first (e.g. with `ds.map`), or use the per-item path (`fast=False`) with a resizing transform")
     return np.stack(ims)
 
-# %% ../nbs/05_datasets.ipynb #9f022ea2
+# %% ../nbs/05_datasets.ipynb #df190d8f
 _tensor_cache = OrderedDict()  # (fingerprint, features) -> tensors; the few most recent datasets
 
 def ds_to_tensors(ds, # a 🤗 `Dataset` whose features are images and/or numbers (`ClassLabel`, `Value`)
@@ -229,7 +229,7 @@ def ds_to_tensors(ds, # a 🤗 `Dataset` whose features are images and/or number
         while len(_tensor_cache) > max_cached: _tensor_cache.popitem(last=False)
     return res
 
-# %% ../nbs/05_datasets.ipynb #29763f93
+# %% ../nbs/05_datasets.ipynb #6c43fded
 def _word_rows(t):
     "A view of CPU tensor `t` with each row as int64 words (gathering rows then moves 8 bytes at a time), or None"
     if t.device.type!='cpu' or t.ndim < 2 or not len(t) or t.element_size() > 2 or t.dtype==torch.bool \
@@ -287,7 +287,7 @@ class TensorLoader:
             else: b = tuple(take_rows(t, idx[i:i+self.bs], w) for t, w in zip(self.ts, self._ws))
             yield self.tfm(b) if self.tfm is not None else b
 
-# %% ../nbs/05_datasets.ipynb #eb91e65f
+# %% ../nbs/05_datasets.ipynb #1fd23c4a
 def _float_img(t):
     if not (isinstance(t, torch.Tensor) and t.dtype==torch.uint8): return t
     if t.ndim==3: t = t[:, None]
@@ -300,7 +300,7 @@ def float_imgs(b:tuple): # a batch tuple, e.g. `(xb, yb)` with `xb` uint8 of sha
     "Batch tfm: uint8 images in `b` become float32 in [0,1] of shape (N,1,h,w) or (N,c,h,w); other items pass through"
     return tuple(_float_img(o) for o in b)
 
-# %% ../nbs/05_datasets.ipynb #82228fd8
+# %% ../nbs/05_datasets.ipynb #0798046d
 class _ItemTensors:
     "Per-item transform for `with_transform`: image features become uint8 tensors (a class, so worker processes can pickle it)"
     def __init__(self, names): self.names = names
@@ -358,7 +358,8 @@ class DataLoaders:
             "pass device=None and move batches in the training loop (e.g. DeviceCB)")
         from datasets import Image
         def _dl(k, bs, shuffle, **kw):
-            ds = dd[k]
-            tds = ds.with_transform(_ItemTensors([n for n, f in ds.features.items() if isinstance(f, Image)]))
+            ds = dd[k]   # a split with its own with_transform (e.g. augmentation) keeps it; else images become uint8 tensors
+            tds = ds if ds.format['type']=='custom' else ds.with_transform(
+                _ItemTensors([n for n, f in ds.features.items() if isinstance(f, Image)]))
             return DataLoader(tds, batch_size=bs, shuffle=shuffle, collate_fn=_CollateTfm(list(ds.features), tfm, device), **kw)
         return cls(_dl(trn_k, batch_size, True, **kwargs), _dl(val_k, batch_size*2, False))
