@@ -8,15 +8,15 @@ Docs: https://miniai-dev.github.io/miniai/minibatch_training.html.md"""
 # %% auto #0
 __all__ = ['accuracy', 'report', 'Dataset', 'collate', 'fetch_batch', 'fit', 'get_dls']
 
-# %% ../nbs/04_minibatch_training.ipynb #572c50c3
+# %% ../nbs/04_minibatch_training.ipynb #d0c464a3
 import torch, torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader  # used by `get_dls`; below we first build our own `DataLoader` by hand
 
-# %% ../nbs/04_minibatch_training.ipynb #c4f8ac90
+# %% ../nbs/04_minibatch_training.ipynb #72add02d
 def accuracy(out:Tensor, # model outputs: one row of class scores per item, shape (n, c)
              yb:Tensor,  # targets: the integer class of each item, shape (n,)
-            ) -> Tensor:
+            ) -> Tensor: # a scalar between 0 and 1
     "Fraction of rows of `out` whose highest score is at the class given by `yb`"
     if out.ndim != 2 or yb.ndim != 1 or len(out) != len(yb):
         raise ValueError(f"accuracy needs `out` of shape (n, c) and `yb` of shape (n,), got {tuple(out.shape)} and "
@@ -30,7 +30,7 @@ def report(loss:Tensor, # the loss of a batch
     "Print `loss` and the accuracy of `preds` against `yb`, two decimals each"
     print(f'{float(torch.as_tensor(loss).detach()):.2f}, {accuracy(preds.detach(), yb).item():.2f}')
 
-# %% ../nbs/04_minibatch_training.ipynb #3660f565
+# %% ../nbs/04_minibatch_training.ipynb #2307dd0c
 class Dataset():
     "Pairs inputs and targets: `ds[i]` is `(x[i], y[i])` for an int, a slice or a list of indices `i`"
     def __init__(self,
@@ -43,14 +43,14 @@ class Dataset():
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
 
-# %% ../nbs/04_minibatch_training.ipynb #498e0a1b
+# %% ../nbs/04_minibatch_training.ipynb #1c90b166
 def collate(b:list, # the items of one batch, each a tuple such as `(x, y)`
            ) -> tuple:
     "Stack a list of item tuples `b` into a tuple of batch tensors, one per field"
     if not len(b): raise ValueError("collate got an empty batch: a batch sampler must yield at least one index per batch")
     return tuple(torch.stack(o) for o in zip(*b))
 
-# %% ../nbs/04_minibatch_training.ipynb #57e853a2
+# %% ../nbs/04_minibatch_training.ipynb #82b6ebde
 def fetch_batch(ds, # a dataset: `ds[i]` is one item, or a whole batch when `i` is a list of indices
                 idxs, # the indices of the items in one batch
                 collate_fn=collate, # combines the list of items into a batch; None: `ds[idxs]` is already a batch
@@ -59,15 +59,15 @@ def fetch_batch(ds, # a dataset: `ds[i]` is one item, or a whole batch when `i` 
     idxs = idxs.tolist() if isinstance(idxs, Tensor) else list(idxs)   # a list of ints: one indexing operation
     return ds[idxs] if collate_fn is None else collate_fn([ds[i] for i in idxs])
 
-# %% ../nbs/04_minibatch_training.ipynb #50a16c87
+# %% ../nbs/04_minibatch_training.ipynb #18a18d6b
 def fit(epochs:int, # number of passes over `train_dl`
         model:nn.Module, # the model to train, in place
         loss_func, # called as `loss_func(model(xb), yb)`, returns a scalar tensor
         opt, # the optimizer holding `model`'s parameters (`step` and `zero_grad`)
         train_dl, # yields `(xb, yb)` training batches
         valid_dl, # yields `(xb, yb)` validation batches
-       ) -> tuple:
-    "Train `model` for `epochs` on `train_dl`; print each epoch's `valid_dl` loss and accuracy (per item), return the last"
+       ) -> tuple: # the last epoch's `(validation loss, validation accuracy)`
+    "Train `model` for `epochs` on `train_dl`; print each epoch's loss and accuracy on `valid_dl`, return the last"
     if not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs={epochs!r}: pass a positive integer")
     for epoch in range(epochs):
         model.train()
@@ -91,13 +91,13 @@ def fit(epochs:int, # number of passes over `train_dl`
         print(f'epoch {epoch}: valid loss {tot_loss/count:.4f}, accuracy {tot_acc/count:.4f}')
     return tot_loss/count, tot_acc/count
 
-# %% ../nbs/04_minibatch_training.ipynb #9002faba
+# %% ../nbs/04_minibatch_training.ipynb #b6f357a7
 def get_dls(train_ds, # the training dataset
             valid_ds, # the validation dataset
             bs:int, # training batch size; validation uses `2*bs`
             **kwargs, # passed to both `DataLoader`s (e.g. `num_workers`, `collate_fn`)
-           ) -> tuple:
-    "PyTorch `DataLoader`s for `train_ds` (shuffled, batch size `bs`) and `valid_ds` (in order, batch size `2*bs`)"
+           ) -> tuple: # `(train_dl, valid_dl)`
+    "`DataLoader`s for `train_ds` (shuffled, batch size `bs`) and `valid_ds` (in order, `2*bs`), passing `kwargs` to both"
     if not isinstance(bs, int) or bs < 1: raise ValueError(f"bs={bs!r}: the batch size must be a positive integer")
     return (DataLoader(train_ds, batch_size=bs, shuffle=True, **kwargs),
             DataLoader(valid_ds, batch_size=bs*2, **kwargs))
