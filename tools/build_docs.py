@@ -30,6 +30,8 @@ def _patch_showdoc():
         if inspect.isclass(self.sym): md = md.replace('```python\ndef ', '```python\nclass ', 1)
         try: tbl = DocmentTbl(self.sym)._repr_markdown_()
         except Exception as e: tbl = ''; warnings.warn(f'no parameter table for {self.nm}: {e}')
+        # fastcore takes the type of an unannotated `x=None` to be NoneType: say nothing rather than something wrong
+        md, tbl = md.replace(':NoneType=None', '=None'), tbl.replace('| NoneType | None |', '|  | None |')
         return md + ('\n\n' + tbl if tbl else '')
     BasicMarkdownRenderer._repr_markdown_ = _repr_markdown_
     BasicMarkdownRenderer._miniai_tbl = True
@@ -234,6 +236,19 @@ def api_anchors(body):
         return f'<{tag} id="{hid}"{rest}>{extra}'
     return re.sub(r'<(h[1-4]) id="([^"]+)"([^>]*)>', sub, body)
 
+def api_table_classes(body):
+    "Tag the columns of show_doc's parameter tables (Type, Default, Details) so the CSS can style each."
+    def table(m):
+        t = m.group(0)
+        heads = [re.sub(r'<[^>]+>', '', h).strip().lower() for h in re.findall(r'<th>(.*?)</th>', t, re.S)]
+        if 'details' not in heads: return t
+        t = t.replace('<table>', '<table class="params">', 1)
+        def row(r):
+            cells = iter(heads)
+            return re.sub(r'<td>', lambda _: f'<td class="col-{next(cells, "x") or "name"}">', r.group(0))
+        return re.sub(r'<tr>.*?</tr>', row, t, flags=re.S)
+    return re.sub(r'<table>.*?</table>', table, body, flags=re.S)
+
 def mark_source_links(body):
     return re.sub(r'<a href="(https?://[^"]+)">source</a>', r'<a class="source-link" href="\1" target="_blank" rel="noopener">source</a>', body)
 
@@ -308,7 +323,7 @@ def page_one(job):
         fm = prepare(nb, next((c.source for c in orig.cells if c.cell_type=='markdown'), None))
         body, _ = _exporter().from_notebook_node(nb)
         math = MathRenderer(job['math'])
-        body = math(mark_source_links(api_anchors(fix_links(body, job['pages'], job['doc_url']))))
+        body = math(api_table_classes(mark_source_links(api_anchors(fix_links(body, job['pages'], job['doc_url'])))))
         res.update(body=body, toc=toc(body), title=fm.get('title', src.stem), description=fm.get('description', ''),
                    math_failed=math.failed)
     except Exception as e: res['error'] = f'rendering: {type(e).__name__}: {e}'
