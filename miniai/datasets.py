@@ -8,7 +8,7 @@ Docs: https://miniai-dev.github.io/miniai/datasets.html.md"""
 __all__ = ['inplace', 'collate_dict', 'show_image', 'subplots', 'get_grid', 'show_images', 'decode_images', 'ds_to_tensors',
            'take_rows', 'TensorLoader', 'float_imgs', 'DataLoaders']
 
-# %% ../nbs/05_datasets.ipynb #c46a5d87
+# %% ../nbs/05_datasets.ipynb #fa071aef
 import io, math, struct, warnings, zlib
 from collections import OrderedDict
 from functools import update_wrapper
@@ -17,7 +17,7 @@ from operator import itemgetter
 import fastcore.all as fc, matplotlib.pyplot as plt, numpy as np, torch
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 
-# %% ../nbs/05_datasets.ipynb #8aec2db7
+# %% ../nbs/05_datasets.ipynb #17956ffa
 def inplace(f): # a function that modifies its argument in place and returns nothing
     "Wrap `f` so the new function calls `f(b)`, then returns `b` (for APIs such as `with_transform` that want it back)"
     if not callable(f): raise TypeError(f"inplace needs a callable to wrap, got {type(f).__name__}: {f!r}")
@@ -26,7 +26,7 @@ def inplace(f): # a function that modifies its argument in place and returns not
         return b
     return update_wrapper(_f, f)  # keep `f`'s name and docstring on the wrapper
 
-# %% ../nbs/05_datasets.ipynb #2478b951
+# %% ../nbs/05_datasets.ipynb #a6dd51f5
 def collate_dict(ds): # a dataset with `.features` (e.g. a 🤗 `Dataset`), or a list of feature names
     "A collate function for `ds`: a batch of dict items becomes a tuple of collated features, in `ds`'s feature order"
     if hasattr(ds, 'features'): names = list(ds.features)
@@ -47,7 +47,7 @@ def collate_dict(ds): # a dataset with `.features` (e.g. a 🤗 `Dataset`), or a
         return r if len(names) > 1 else (r,)
     return _f
 
-# %% ../nbs/05_datasets.ipynb #039357ab
+# %% ../nbs/05_datasets.ipynb #5a94dab2
 def _to_hwc(im):
     "`im` as a numpy array of shape (h,w) or (h,w,c): tensors leave the GPU and the graph, CHW becomes HWC"
     if isinstance(im, torch.Tensor):
@@ -79,7 +79,7 @@ def show_image(im, # an image: (h,w) or (c,h,w) tensor on any device, (h,w[,c]) 
     if noframe: ax.axis('off')
     return ax
 
-# %% ../nbs/05_datasets.ipynb #e492f459
+# %% ../nbs/05_datasets.ipynb #8f58d81c
 @fc.delegates(plt.subplots, keep=True)
 def subplots(nrows:int=1, # number of rows of plots
              ncols:int=1, # number of columns of plots
@@ -95,7 +95,7 @@ def subplots(nrows:int=1, # number of rows of plots
     if nrows*ncols==1: ax = np.array(ax)
     return fig, ax
 
-# %% ../nbs/05_datasets.ipynb #9638b20e
+# %% ../nbs/05_datasets.ipynb #d840dc74
 @fc.delegates(subplots)
 def get_grid(n:int, # number of plots needed
              nrows:int=None, # rows; None: about square, or from `n` and `ncols`
@@ -118,7 +118,7 @@ def get_grid(n:int, # number of plots needed
     if title is not None: fig.suptitle(title, weight=weight, size=size)
     return fig, axs
 
-# %% ../nbs/05_datasets.ipynb #50eedc3b
+# %% ../nbs/05_datasets.ipynb #aaf292ac
 @fc.delegates(get_grid)
 def show_images(ims:list, # images (a list, or a batch tensor whose first axis indexes images)
                 nrows:int=None, # rows of the grid; None: worked out by `get_grid`
@@ -132,7 +132,7 @@ def show_images(ims:list, # images (a list, or a batch tensor whose first axis i
     _, axs = get_grid(len(ims), nrows, ncols, **kwargs)
     for im, t, ax in zip(ims, titles if titles is not None else [None]*len(ims), axs.flat): show_image(im, ax=ax, title=t)
 
-# %% ../nbs/05_datasets.ipynb #1acfffd1
+# %% ../nbs/05_datasets.ipynb #c1cadfe1
 _png_sig, _png_chans = b'\x89PNG\r\n\x1a\n', {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> channels: gray, RGB, gray+alpha, RGBA
 
 def _png_parts(b:bytes):
@@ -202,7 +202,7 @@ def decode_images(bs:list, # encoded images: bytes (PNG, JPEG, ... anything PIL 
                          "first (e.g. with `ds.map`), or use the per-item path (`fast=False`) with a resizing transform")
     return np.stack(ims)
 
-# %% ../nbs/05_datasets.ipynb #2050ac34
+# %% ../nbs/05_datasets.ipynb #963508cd
 _tensor_cache = OrderedDict()  # (fingerprint, features) -> tensors; the few most recent datasets
 
 def ds_to_tensors(ds, # a 🤗 `Dataset` whose features are images and/or numbers (`ClassLabel`, `Value`)
@@ -233,7 +233,7 @@ def ds_to_tensors(ds, # a 🤗 `Dataset` whose features are images and/or number
         while len(_tensor_cache) > max_cached: _tensor_cache.popitem(last=False)
     return res
 
-# %% ../nbs/05_datasets.ipynb #19a830d6
+# %% ../nbs/05_datasets.ipynb #7f1989fa
 def _word_rows(t):
     "A view of CPU tensor `t` with each row as int64 words (gathering rows then moves 8 bytes at a time), or None"
     if t.device.type!='cpu' or t.ndim < 2 or not len(t) or t.element_size() > 2 or t.dtype==torch.bool \
@@ -291,7 +291,7 @@ class TensorLoader:
             else: b = tuple(take_rows(t, idx[i:i+self.bs], w) for t, w in zip(self.ts, self._ws))
             yield self.tfm(b) if self.tfm is not None else b
 
-# %% ../nbs/05_datasets.ipynb #93c96027
+# %% ../nbs/05_datasets.ipynb #c73c815a
 def _float_img(t):
     if not (isinstance(t, torch.Tensor) and t.dtype==torch.uint8): return t
     if t.ndim==3: t = t[:, None]
@@ -304,7 +304,7 @@ def float_imgs(b:tuple): # a batch tuple, e.g. `(xb, yb)` with `xb` uint8 of sha
     "Batch tfm: uint8 images in `b` become float32 in [0,1] of shape (N,1,h,w) or (N,c,h,w); other items pass through"
     return tuple(_float_img(o) for o in b)
 
-# %% ../nbs/05_datasets.ipynb #ad7a9562
+# %% ../nbs/05_datasets.ipynb #6465e265
 class _ItemTensors:
     "Per-item transform for `with_transform`: image features become uint8 tensors (a class, so worker processes can pickle it)"
     def __init__(self, names): self.names = names
