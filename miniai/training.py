@@ -1,5 +1,4 @@
-"""Cross-entropy from scratch, then the training loop refactored step by step into PyTorch's `nn.Module`, `optim`,
-`Dataset` and `DataLoader`; exports `accuracy`, `report`, `Dataset`, `collate`, `fetch_batch`, `fit` and `get_dls`.
+"""Cross-entropy from scratch, then the training loop rebuilt step by step with `nn.Module`, `optim` and `DataLoader`
 
 Docs: https://miniai-dev.github.io/miniai/minibatch_training.html.md"""
 
