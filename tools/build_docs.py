@@ -317,6 +317,10 @@ def page_one(job):
         _, res['t_proc'], res['error'], res['problems'] = proc_one((src, dst))
         if res['error']: return res
     t = time.time()
+    cache = dst.with_suffix('.page.json')   # the rendered page, valid while newer than the processed notebook
+    if (not job['stale'] and cache.exists() and cache.stat().st_mtime >= max(dst.stat().st_mtime, job['stamp'])
+        and (c := json.loads(cache.read_text())).get('pages')==job['pages']):
+        return res | c['res'] | dict(t_render=time.time()-t, cached=True)
     try:
         import nbformat
         nb, orig = nbformat.read(dst, as_version=4), nbformat.read(src, as_version=4)
@@ -326,6 +330,7 @@ def page_one(job):
         body = math(api_table_classes(mark_source_links(api_anchors(fix_links(body, job['pages'], job['doc_url'])))))
         res.update(body=body, toc=toc(body), title=fm.get('title', src.stem), description=fm.get('description', ''),
                    math_failed=math.failed)
+        cache.write_text(json.dumps(dict(pages=job['pages'], res={k: res[k] for k in ('body', 'toc', 'title', 'description')})))
     except Exception as e: res['error'] = f'rendering: {type(e).__name__}: {e}'
     res['t_render'] = time.time()-t
     return res
@@ -351,20 +356,20 @@ def build(root, force=False, workers=2, quiet=False):
     # steps 1 and 2, one notebook per worker: nbdev processing (when `_proc/` is missing or older than the notebook or
     # this script), then rendering
     proc.mkdir(exist_ok=True)
-    for p in proc.glob('*.ipynb'):
-        if not (nbs_path/p.name).exists(): p.unlink()
+    for p in [*proc.glob('*.ipynb'), *proc.glob('*.page.json')]:
+        if not (nbs_path/(p.name.split('.')[0]+'.ipynb')).exists(): p.unlink()
     stamp = max(Path(__file__).stat().st_mtime, cfg.config_file.stat().st_mtime)
     stale = lambda p: force or not (proc/p.name).exists() or (proc/p.name).stat().st_mtime < max(p.stat().st_mtime, stamp)
     pages = {p.name: nbpath2html(Path(p.name)).name for p in nbs}
     doc_url = (cfg.get('doc_host', '') or '') + (cfg.get('doc_baseurl', '') or '')
-    jobs = [dict(src=str(p), dst=str(proc/p.name), stale=stale(p), pages=pages, doc_url=doc_url, math=str(proc/'_math'))
+    jobs = [dict(src=str(p), dst=str(proc/p.name), stale=stale(p), pages=pages, doc_url=doc_url, math=str(proc/'_math'), stamp=stamp)
             for p in nbs]
     sys.path.insert(0, str(TOOLS))
     import build_docs   # the workers need `page_one` from an importable module, not from `__main__`
     with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as ex: site = list(ex.map(build_docs.page_one, jobs))
     for s in site:
-        log(f"{s['src']}: " + (f"processed in {s['t_proc']:.1f}s, " if s['t_proc'] else '') + f"rendered in {s['t_render']:.1f}s"
-            + (' FAILED' if s['error'] else ''))
+        log(f"{s['src']}: " + (f"processed in {s['t_proc']:.1f}s, " if s['t_proc'] else '')
+            + (f"rendered in {s['t_render']:.1f}s" if not s.get('cached') else 'unchanged') + (' FAILED' if s['error'] else ''))
         mixed = [str(i) for k,i in s['problems'] if k=='mixed']
         if mixed: log(f'  note: cells {", ".join(mixed)} mix imports with other code: kept as saved '
                       '(nbdev-docs would re-run them alone; the nbdev FAQ says to give imports a cell of their own)')
