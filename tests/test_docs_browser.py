@@ -14,7 +14,8 @@ import pytest
 ROOT = Path(os.environ.get('MINIAI_DOCS_ROOT') or Path(__file__).resolve().parent.parent).resolve()
 TOOLS = Path(__file__).resolve().parent.parent/'tools'
 NBS, DOCS, SHOTS = ROOT/'nbs', ROOT/'_docs', ROOT/'screenshots'
-CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+# Debian's chromium; MINIAI_CHROMIUM may name another Chromium build
+CHROMIUM = os.environ.get('MINIAI_CHROMIUM') or shutil.which('chromium') or shutil.which('chromium-browser') or '/usr/bin/chromium'
 # flags for a machine without network (from the docs issue); Playwright adds --headless and the user data dir
 FLAGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
          '--disable-component-update', '--disable-sync']
