@@ -40,7 +40,12 @@ def nb_title(nb):
     return m.group(1).replace('`', '') if m else None   # as rendered: `code` in a title shows without backticks
 
 def has_plot(nb):
-    return any('image/png' in o.get('data', {}) for c in json.loads(nb.read_text())['cells'] for o in c.get('outputs', []))
+    "Does `nb` have a plot output in a cell the docs show (not `#| hide`, `#| export`, `#| include: false`, `#| output: false`)?"
+    def shown(c):
+        src = ''.join(c['source'])
+        return not re.search(r'^\s*#\|\s*(hide|export|exporti|include:\s*false|output:\s*false)\b', src, re.M)
+    return any('image/png' in o.get('data', {}) for c in json.loads(nb.read_text())['cells'] if c['cell_type']=='code' and shown(c)
+               for o in c.get('outputs', []))
 
 @pytest.fixture(scope='session')
 def site():
