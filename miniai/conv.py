@@ -7,13 +7,13 @@ Docs: https://miniai-dev.github.io/miniai/convolutions.html.md"""
 # %% auto #0
 __all__ = ['conv', 'normalize', 'normalize_sets', 'def_device', 'to_device', 'collate_device']
 
-# %% ../nbs/07_convolutions.ipynb #5cf60601
+# %% ../nbs/07_convolutions.ipynb #28048c37
 import copy
 import torch
 from torch import nn, Tensor
 from torch.utils.data import default_collate
 
-# %% ../nbs/07_convolutions.ipynb #00cdafaf
+# %% ../nbs/07_convolutions.ipynb #0ff5e29b
 def _check_layer_arg(nm, f):
     if isinstance(f, nn.Module): raise TypeError(
         f"`{nm}` got the module instance {f!r}; pass the class (e.g. `{nm}={type(f).__name__}`) so each `conv` makes its own")
@@ -36,7 +36,7 @@ def conv(ni:int,            # input channels
     if act: layers.append(nn.ReLU() if act is True else act())
     return nn.Sequential(*layers)
 
-# %% ../nbs/07_convolutions.ipynb #ec377062
+# %% ../nbs/07_convolutions.ipynb #c782d858
 def normalize(x:Tensor,   # data, any shape
               m:float|Tensor, # mean to subtract (the training set's)
               s:float|Tensor, # standard deviation to divide by (the training set's)
@@ -53,7 +53,7 @@ def normalize_sets(x_train:Tensor, # the training set: its mean and std are used
     m,s = xt.mean(), xt.std()
     return tuple(normalize(x, m, s) for x in (xt, *xs))
 
-# %% ../nbs/07_convolutions.ipynb #17fe889b
+# %% ../nbs/07_convolutions.ipynb #ab84bbdc
 def def_device()->torch.device:
     "The best device available now: CUDA, then Apple's MPS, then the CPU"
     if torch.cuda.is_available(): return torch.device('cuda')
@@ -61,7 +61,7 @@ def def_device()->torch.device:
     if mps is not None and mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
 
-# %% ../nbs/07_convolutions.ipynb #6e6345c3
+# %% ../nbs/07_convolutions.ipynb #b85f8fd4
 def _available(d:torch.device):
     if d.type=='cuda': return torch.cuda.is_available()
     if d.type=='mps':  return torch.backends.mps.is_available()
@@ -86,7 +86,7 @@ def to_device(x,           # a tensor, or dicts/lists/tuples (namedtuples too) n
         f"device {str(d)!r} is not available on this machine; pass `device=None` to use `def_device()` ({def_device()})")
     return _to(x, d)
 
-# %% ../nbs/07_convolutions.ipynb #269b496a
+# %% ../nbs/07_convolutions.ipynb #e9a25b68
 def collate_device(b:list, # items from a dataset
                   ):
     "`default_collate` the items `b` into a batch, then `to_device` it"
