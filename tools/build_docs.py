@@ -93,8 +93,9 @@ def _public_methods(cells, cls):
     return []
 
 def proc_one(args):
-    "Process one notebook with nbdev's doc processors (plus ours) into `dst`; return (name, seconds, error)."
-    src, dst = map(Path, args)
+    "Process one notebook with nbdev's doc processors (plus ours) into `dst`; return (name, seconds, error, notes)."
+    src, dst, *rest = args
+    src, dst, strict = Path(src), Path(dst), bool(rest and rest[0])
     t = time.time()
     os.environ['IN_TEST'] = '1'  # what nbdev's own driver sets while processing
     warnings.filterwarnings('ignore', message='Found cells containing imports')
@@ -129,7 +130,7 @@ def proc_one(args):
             def base_procs(self):
                 ps = super().base_procs()
                 i = ps.index(exec_show_docs)
-                ps[i] = exec_show_docs_lean
+                if not strict: ps[i] = exec_show_docs_lean
                 ps.insert(i-1, extra)   # before clean_show_doc and the execution of show_doc cells
                 return ps
         nb = read_nb(src)
@@ -412,10 +413,29 @@ def build(root, force=False, workers=2, quiet=False):
     log(f'{len(site)} pages in {out.relative_to(root)}/ in {t2-t0:.1f}s ({workers} workers)')
     return out/'index.html'
 
+def check_strict(root, workers=2):
+    "Process every notebook the way `nbdev-docs` does (into a temporary folder) and report the ones it would stop on."
+    import tempfile
+    root = Path(root).resolve(); os.chdir(root); sys.path.insert(0, str(root)); sys.path.insert(0, str(TOOLS))
+    from nbdev.config import get_config
+    import build_docs
+    nbs = sorted((p for p in get_config().nbs_path.glob('*.ipynb') if not p.name.startswith(('_', '.'))), key=nb_order)
+    with tempfile.TemporaryDirectory() as d, ProcessPoolExecutor(max_workers=workers) as ex:
+        res = list(ex.map(build_docs.proc_one, [(p, Path(d)/p.name, True) for p in nbs]))
+    for n,dt,e,_ in res:
+        where = re.search(r'in cell (\d+)', e or '')
+        print(f'[docs --strict] {n}: ' + ('ok' if not e else f"nbdev-docs would stop at cell {where.group(1) if where else '?'} "
+              f"(of the processed notebook): {e.strip().splitlines()[-1]}"), flush=True)
+    return int(any(e for _,_,e,_ in res))
+
 if __name__=='__main__':
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--root', default=str(TOOLS.parent), help='project root (the folder with pyproject.toml)')
     ap.add_argument('--force', action='store_true', help='re-process every notebook (ignore the _proc/ cache)')
+    ap.add_argument('--strict', action='store_true',
+                    help="run cells for show_doc exactly as nbdev-docs does (every cell with an import) and stop at a failing one: "
+                         "tells whether `nbdev-docs` would get through on a machine with Quarto")
     ap.add_argument('--workers', type=int, default=min(2, os.cpu_count() or 1), help='notebooks processed in parallel')
     a = ap.parse_args()
+    if a.strict: sys.exit(check_strict(a.root, workers=a.workers))
     build(a.root, force=a.force, workers=a.workers)
