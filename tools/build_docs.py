@@ -423,9 +423,9 @@ def check_strict(root, workers=2):
     with tempfile.TemporaryDirectory() as d, ProcessPoolExecutor(max_workers=workers) as ex:
         res = list(ex.map(build_docs.proc_one, [(p, Path(d)/p.name, True) for p in nbs]))
     for n,dt,e,_ in res:
-        where = re.search(r'in cell (\d+)', e or '')
-        print(f'[docs --strict] {n}: ' + ('ok' if not e else f"nbdev-docs would stop at cell {where.group(1) if where else '?'} "
-              f"(of the processed notebook): {e.strip().splitlines()[-1]}"), flush=True)
+        src = next((l for l in (e or '').splitlines()[1:] if l.strip() and not l.startswith('#|')), '')
+        print(f'[docs --strict] {n}: ' + ('ok' if not e else f"nbdev-docs would stop at the cell starting `{src[:70]}`: "
+              f"{e.strip().splitlines()[-1]}"), flush=True)
     return int(any(e for _,_,e,_ in res))
 
 if __name__=='__main__':
