@@ -1,0 +1,64 @@
+"""miniai's Learner with its default callbacks (DeviceCB, MetricsCB with accuracy, ProgressCB) and default data path
+(`DataLoaders.from_dd`, in-memory) vs a hand-written loop that slices a shuffled index of preloaded tensors.
+Same model (the 10_activations CNN), same data, same initial weights, bs 1024, one epoch = 60k train + 10k valid.
+Alternated, repeated, each run bracketed by a calibration probe. Ends with `ratio=<x>` (Learner / hand loop)."""
+import argparse, contextlib, io, sys
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+import torch, torch.nn.functional as F
+from torch import nn
+from _common import machine, paired, summarize
+from torcheval.metrics import MulticlassAccuracy
+from miniai.fashion_mnist import fashion_mnist_dd, load_fashion_mnist
+from miniai.datasets import DataLoaders
+from miniai.conv import conv
+from miniai.learner import TrainLearner, DeviceCB, MetricsCB, ProgressCB
+
+p = argparse.ArgumentParser(description=__doc__)
+p.add_argument('--quick', action='store_true', help='3 pairs of epochs instead of 7 (under a minute on 2 cores)')
+p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+p.add_argument('--bs', type=int, default=1024)
+p.add_argument('--repeats', type=int, default=None)
+p.add_argument('--data', default=None, help='folder with the Fashion-MNIST IDX files (default: the usual search)')
+a = p.parse_args()
+dev, bs, n_rep = torch.device(a.device), a.bs, a.repeats or (3 if a.quick else 7)
+sync = torch.cuda.synchronize if dev.type == 'cuda' else None
+
+def cnn(): return nn.Sequential(conv(1,8,ks=5), conv(8,16), conv(16,32), conv(32,64), conv(64,10,act=False), nn.Flatten())
+torch.manual_seed(0)
+init = cnn().state_dict()
+def fresh():
+    m = cnn(); m.load_state_dict(init); return m.to(dev)
+
+# the hand loop's data: uint8 tensors on the device, converted per batch exactly as the default path does
+xt, yt, xv, yv = (t.to(dev) for t in load_fashion_mnist(a.data))
+def hand_epoch():
+    model = fresh(); opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.train()
+    idx = torch.randperm(len(xt), device=dev)
+    for i in range(0, len(xt), bs):
+        j = idx[i:i+bs]
+        xb, yb = xt[j][:, None].float().div_(255), yt[j]
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward(); opt.step(); opt.zero_grad()
+    model.eval()
+    tot, correct = torch.zeros((), device=dev), torch.zeros((), device=dev)
+    with torch.no_grad():
+        for i in range(0, len(xv), bs*2):
+            xb, yb = xv[i:i+bs*2][:, None].float().div_(255), yv[i:i+bs*2]
+            out = model(xb)
+            tot += F.cross_entropy(out, yb, reduction='sum'); correct += (out.argmax(1) == yb).sum()
+    hand_epoch.result = (float(tot)/len(xv), float(correct)/len(xv))
+
+dls = DataLoaders.from_dd(fashion_mnist_dd(a.data), bs, device=dev)
+def learner_epoch():
+    learn = TrainLearner(fresh(), dls, F.cross_entropy, lr=0.1,
+                         cbs=[DeviceCB(dev), MetricsCB(accuracy=MulticlassAccuracy()), ProgressCB()])
+    with contextlib.redirect_stdout(io.StringIO()): learn.fit(1)     # the console table is printed, then discarded
+    learner_epoch.result = learn.cbs[1].last
+
+print(f'machine: {machine()}; device {dev}; bs {bs}')
+hand_epoch(); learner_epoch()   # warm up (and check both train)
+print(f'hand loop valid loss/acc {hand_epoch.result}; learner metrics {learner_epoch.result}')
+kept, dropped, best = paired({'hand loop': hand_epoch, 'Learner (default cbs)': learner_epoch}, n_rep, sync=sync)
+summarize(kept, 'hand loop', 'Learner (default cbs)', dropped, best)
