@@ -404,7 +404,8 @@ def build(root, force=False, workers=2, quiet=False):
     shutil.copy(TMPL/'site.css', out/'site.css')
     (out/'pygments.css').write_text(HtmlFormatter(style='friendly').get_style_defs('.highlight'))
     (out/'.nojekyll').write_text('')
-    meta = dict(name=cfg.get('title') or cfg.lib_name, description=cfg.get('description', ''), repo=cfg.get('git_url', ''))
+    meta = dict(name=cfg.get('title') or cfg.lib_name, description=cfg.get('description', ''), repo=cfg.get('git_url', ''),
+                branch=cfg.get('branch', 'main'))
     for i,s in enumerate(site):
         prev = site[i-1] if i>0 else None
         nxt = site[i+1] if i+1<len(site) else None
