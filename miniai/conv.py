@@ -14,9 +14,15 @@ from torch import nn, Tensor
 from torch.utils.data import default_collate
 
 # %% ../nbs/07_convolutions.ipynb #0ff5e29b
-def _check_layer_arg(nm, f):
+def _layer(nm, f, *args):
+    "Call `f`, the factory passed as argument `nm` of `conv`, with `args`; check it makes a new module"
     if isinstance(f, nn.Module): raise TypeError(
         f"`{nm}` got the module instance {f!r}; pass the class (e.g. `{nm}={type(f).__name__}`) so each `conv` makes its own")
+    try: m = f(*args)
+    except TypeError as e: raise TypeError(f"`{nm}={f!r}` could not be called as `{nm}({', '.join(map(str, args))})`: pass a "
+                                           "module class or a callable returning a module (`nn.ReLU`, not `F.relu`)") from e
+    if not isinstance(m, nn.Module): raise TypeError(f"`{nm}` returned a {type(m).__name__}, not an `nn.Module`")
+    return m
 
 def conv(ni:int,            # input channels
          nf:int,            # output channels (filters)
@@ -29,11 +35,10 @@ def conv(ni:int,            # input channels
     "An `nn.Conv2d` from `ni` to `nf` channels with kernel `ks`, `stride` and padding `ks//2`, then `norm`, then `act`"
     for nm,v in (('ni',ni), ('nf',nf), ('ks',ks), ('stride',stride)):
         if not isinstance(v, int) or v < 1: raise ValueError(f"`{nm}` must be a positive int, got {v!r}")
-    _check_layer_arg('act', act); _check_layer_arg('norm', norm)
     if bias is None: bias = norm is None
     layers = [nn.Conv2d(ni, nf, ks, stride=stride, padding=ks//2, bias=bias)]
-    if norm: layers.append(norm(nf))
-    if act: layers.append(nn.ReLU() if act is True else act())
+    if norm: layers.append(_layer('norm', norm, nf))
+    if act: layers.append(nn.ReLU() if act is True else _layer('act', act))
     return nn.Sequential(*layers)
 
 # %% ../nbs/07_convolutions.ipynb #c782d858
