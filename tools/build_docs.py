@@ -391,6 +391,10 @@ def build(root, force=False, workers=2, quiet=False):
         while parts and '.'.join(parts) not in ids[href]: parts.pop()
         return f'{m.group(1)}"{href}' + (f'#{html.escape(".".join(parts))}' if parts else '') + '"'
     for s in site: s['body'] = re.sub(r'(\bhref=)"([\w.-]*\.html)#([^"]+)"', fix_frag, s['body'])
+    # prose names notebooks as `09_learner`: link those to their pages
+    stems = {Path(n).stem: h for n,h in pages.items()}
+    nb_ref = lambda m: f'<a href="{stems[m.group(1)]}">{m.group(0)}</a>' if m.group(1) in stems else m.group(0)
+    for s in site: s['body'] = re.sub(r'(?<!">)<code>(\d+[a-z]?_\w+)</code>', nb_ref, s['body'])
 
     # step 3: pages
     import jinja2
