@@ -306,7 +306,7 @@ def toc(body):
     res = []
     for m in re.finditer(r'<(h[23]) id="([^"]+)"[^>]*>(.*?)</\1>', body, re.S):
         txt = re.sub(r'<[^>]+>', '', m.group(3)).replace('¶', '').strip()
-        if txt: res.append(dict(level=int(m.group(1)[1]), id=m.group(2), text=html.unescape(txt)))
+        if txt and m.group(2) not in {r['id'] for r in res}: res.append(dict(level=int(m.group(1)[1]), id=m.group(2), text=html.unescape(txt)))
     return res
 
 def page_one(job):
