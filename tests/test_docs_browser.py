@@ -7,7 +7,7 @@ Set MINIAI_DOCS_ROOT to check another project folder (the test then imports its 
 import functools, html, http.server, importlib, inspect, json, os, re, shutil, subprocess, sys, tempfile, threading, time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urljoin, urlparse, unquote
+from urllib.parse import urlparse, unquote
 
 import pytest
 
