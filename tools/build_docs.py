@@ -1,14 +1,18 @@
-"""Build miniai's docs site into `_docs/` without Quarto.
+"""Build miniai's docs site into `_docs/` without Quarto: `make docs`, then open `_docs/index.html`.
 
-1. nbdev's own doc processors (the ones `nbdev-proc-nbs` runs) turn each `nbs/*.ipynb` into `_proc/*.ipynb`: title cell
-   to frontmatter, exported code hidden, a `show_doc` entry after every exported name. We add two things on top:
-   `show_doc` also draws the parameter table from the docments (nbdev 3 shows only the commented signature), and public
-   methods with their own docstring (`Learner.fit`) get an entry after their class.
-2. nbconvert's `basic` HTML exporter renders each processed notebook (plots stay embedded PNGs).
-3. A small Jinja page (tools/docs_template/) adds the sidebar of notebooks in order, prev/next links and the CSS;
-   links to `.ipynb` files and to the project's published doc URLs are rewritten to the local pages.
+1. nbdev's own doc processors (those `nbdev-proc-nbs` runs) turn each `nbs/*.ipynb` into `_proc/*.ipynb`: the title
+   cell becomes frontmatter, exported code is hidden, a `show_doc` entry follows every exported name. On top of nbdev:
+   - `show_doc` also draws the parameter table from the docments (nbdev 3 shows only the commented signature);
+   - public methods with their own docstring (`Learner.fit`) get an entry after their class, and `@fc.patch` methods
+     are named `Class.method` as nbdev names `@patch` ones;
+   - only the cells `show_doc` needs are run (exports, import-only cells, `show_doc`); nbdev-docs also re-runs every
+     cell that contains an import, out of context. `--strict` runs exactly as nbdev-docs would, to check for that.
+2. nbconvert's `basic` HTML exporter renders each processed notebook; plots stay embedded PNGs, TeX becomes SVG
+   (matplotlib's mathtext: no MathJax, the site works offline), widgets get a static note.
+3. A Jinja page (tools/docs_template/) adds the sidebar with every notebook in order, prev/next links, an "on this page"
+   list and the CSS; links to `.ipynb` files and to the project's published doc URLs become links to the local pages.
 
-Run `make docs` (or `python tools/build_docs.py [--force]`); open `_docs/index.html`.
+`_proc/` caches steps 1 and 2 per notebook: an unchanged notebook is neither re-processed nor re-rendered (`--force`).
 """
 import argparse, ast, html, json, os, re, shutil, sys, time, warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -125,7 +129,8 @@ def proc_one(args):
                 try: super().__call__(cell)
                 except Exception as e:
                     cell['outputs'] = outs
-                    problems.append(f'cell {cell.idx_} failed when run for the docs: ' + str(e).strip().splitlines()[-1])
+                    problems.append(('failed', f'cell {cell.idx_} failed when run for the docs (saved outputs kept): '
+                                               + str(e).strip().splitlines()[-1]))
         class Procs(FilterDefaults):
             def base_procs(self):
                 ps = super().base_procs()
