@@ -1,0 +1,201 @@
+"""Bad input to the Learner and the data pipeline: each mistake must fail with a message that names the problem and
+the fix (checked with `pytest.raises(..., match=...)`, which also searches the exception's notes)."""
+import pytest, torch, torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, IterableDataset
+
+from miniai.datasets import DataLoaders, TensorLoader, collate_dict
+from miniai.learner import Callback, Learner, MetricsCB, TrainLearner
+from miniai.training import Dataset, collate, fit, get_dls
+from conftest import tiny_data, tiny_dls, tiny_model
+
+def learner(model=None, dls=None, loss_func=F.cross_entropy, **kw):
+    return TrainLearner(model or tiny_model(), dls or tiny_dls(), loss_func, lr=0.1, **kw)
+
+def dls_of(x, y, bs=16): return DataLoaders(TensorLoader(x, y, bs=bs), TensorLoader(x, y, bs=bs))
+
+# --- the batch and the model do not fit together -------------------------------------------------------------------
+
+def test_batch_of_the_wrong_shape():
+    xt, yt, *_ = tiny_data()
+    with pytest.raises(RuntimeError, match=r'model failed on the first batch, \(\(16, 1, 2, 2\) float32.*nn.Flatten'):
+        learner(dls=dls_of(xt.view(-1, 1, 2, 2), yt)).fit(1)
+
+def test_wrong_number_of_features():
+    with pytest.raises(RuntimeError, match=r'first batch, \(\(16, 4\) float32, \(16,\) int64\).*reshape the batch'):
+        learner(nn.Linear(5, 2)).fit(1)
+
+def test_float_labels_for_cross_entropy():
+    xt, yt, *_ = tiny_data()
+    with pytest.raises(TypeError, match=r'labels are torch.float32 but cross-entropy needs class indices.*yb.long\(\)'):
+        learner(dls=dls_of(xt, yt.float())).fit(1)
+    with pytest.raises(TypeError, match='cross-entropy needs class indices'):   # the module form too
+        learner(dls=dls_of(xt, yt.float()), loss_func=nn.CrossEntropyLoss()).fit(1)
+
+def test_model_and_batch_on_different_devices():
+    "The 'meta' device stands in for a GPU: the model is there, the batches are on the CPU"
+    with pytest.raises(RuntimeError, match=r'model is on meta but the batch is on cpu: add DeviceCB\(\)'):
+        learner(tiny_model().to('meta')).fit(1)
+
+def test_loss_that_is_not_a_scalar():
+    with pytest.raises(ValueError, match=r"loss must be a scalar tensor but loss_func returned \(16,\): use a reduction"):
+        learner(loss_func=lambda p, y: F.cross_entropy(p, y, reduction='none')).fit(1)
+    with pytest.raises(ValueError, match=r'loss must be a scalar tensor but loss_func returned float'):
+        learner(loss_func=lambda p, y: 0.5).fit(1)
+
+def test_loss_that_fails_names_preds_and_batch():
+    "Labels out of range for a 1-output model: the loss's own error, plus the shapes of preds and batch"
+    with pytest.raises(IndexError, match=r'loss function failed on the first batch: preds \(16, 1\) float32'):
+        learner(nn.Linear(4, 1)).fit(1)
+
+# --- empty data, bad arguments ---------------------------------------------------------------------------------
+
+def test_empty_training_loader():
+    xt, yt, xv, yv = tiny_data()
+    dls = DataLoaders(TensorLoader(xt[:0], yt[:0]), TensorLoader(xv, yv))
+    with pytest.raises(ValueError, match=r'training DataLoader is empty \(len 0\).*drop_last'): learner(dls=dls).fit(1)
+
+def test_empty_validation_loader():
+    xt, yt, xv, yv = tiny_data()
+    dls = DataLoaders(TensorLoader(xt, yt), DataLoader(Dataset(xv[:0], yv[:0]), batch_size=8))
+    with pytest.raises(ValueError, match='validation DataLoader is empty'): learner(dls=dls).fit(1)
+
+def test_batch_larger_than_data_with_drop_last():
+    xt, yt, xv, yv = tiny_data()
+    dls = DataLoaders(TensorLoader(xt, yt, bs=100, drop_last=True), TensorLoader(xv, yv))
+    with pytest.raises(ValueError, match='batch size is not larger than it with drop_last=True'): learner(dls=dls).fit(1)
+
+class _Nothing(IterableDataset):
+    def __iter__(self): return iter([])
+
+@pytest.mark.xfail(strict=True, reason="a DataLoader without len() that yields no batch trains nothing without a word; "
+                   "fix pending in nbs/09 (count batches in _all_batches and raise when an epoch saw none)")
+def test_empty_loader_without_len():
+    dl = DataLoader(_Nothing(), batch_size=4)
+    with pytest.raises(ValueError, match='DataLoader (is empty|yielded no batch)'): learner(dls=DataLoaders(dl, dl)).fit(1)
+
+@pytest.mark.parametrize('n', [0, -1, 1.5, True, '2'])
+def test_bad_n_epochs(n):
+    with pytest.raises(ValueError, match=f'n_epochs={n!r}: fit needs a whole number of epochs, at least 1'):
+        learner().fit(n)
+
+def test_no_training_step():
+    with pytest.raises(NotImplementedError, match=r'nothing implements the training step `predict`: add TrainCB\(\)'):
+        Learner(tiny_model(), tiny_dls(), F.cross_entropy).fit(1)
+
+# --- metrics ----------------------------------------------------------------------------------------------------
+
+def test_metric_given_preds_of_the_wrong_shape():
+    from torcheval.metrics import MulticlassAccuracy
+    model = nn.Sequential(nn.Linear(4, 6), nn.Unflatten(1, (2, 3)))   # (bs, 2, 3): not (bs, n_classes)
+    learn = learner(model, loss_func=lambda p, y: p.mean(), cbs=[MetricsCB(acc=MulticlassAccuracy())])
+    with pytest.raises(ValueError, match=r"(?s)metric 'acc' \(MulticlassAccuracy\) got preds of shape \(16, 2, 3\) and "
+                                         r"targets of shape \(16,\).*raised in callback MetricsCB during event 'after_batch'"):
+        learn.fit(1)
+
+def test_miniai_accuracy_wrong_shape():
+    from miniai.training import accuracy
+    with pytest.raises(ValueError, match=r'accuracy needs `out` of shape \(n, c\).*got \(8,\) and \(8,\)'):
+        accuracy(torch.zeros(8), torch.zeros(8, dtype=torch.long))
+
+# --- callbacks ----------------------------------------------------------------------------------------------------
+
+def test_callback_added_twice():
+    cb = MetricsCB()
+    with pytest.raises(ValueError, match=r'MetricsCB\(\) was added twice: it is already in learn.cbs'): learner(cbs=[cb, cb])
+    learn = learner(cbs=cb)
+    with pytest.raises(ValueError, match='added twice'): learn.fit(1, cbs=cb)
+    assert learn.cbs.count(cb) == 1          # the failed fit did not remove the learner's own callback
+    learn.fit(1)
+
+def test_callback_class_instead_of_instance():
+    with pytest.raises(TypeError, match=r'MetricsCB is a class: pass an instance, e.g. MetricsCB\(\)'):
+        learner(cbs=MetricsCB)
+
+def test_unknown_event_name():
+    with pytest.raises(ValueError, match=r"unknown event 'before_bacth'; valid events: before_fit"):
+        learner().callback('before_bacth')
+
+@pytest.mark.parametrize('name,fix', [('before_bacth', 'before_batch'), ('after_prediction', 'after_predict'),
+                                      ('cleanup_fitt', 'cleanup_fit')])
+def test_misspelled_callback_method(name, fix):
+    cb = type('Typo', (Callback,), {name: lambda self: None})()
+    with pytest.raises(AttributeError, match=f"Typo.{name} is not a Learner event, so it would never run. "
+                                             f"Did you mean '{fix}'"):
+        learner(cbs=cb)
+
+def test_misspelled_method_in_fit_cbs_leaves_learner_clean():
+    "A bad callback among fit's `cbs`: the good ones added before it are removed again, the learner still trains"
+    good, bad = MetricsCB(), type('Typo', (Callback,), {'after_epcoh': lambda self: None})()
+    learn = learner()
+    with pytest.raises(AttributeError, match="Did you mean 'after_epoch'"): learn.fit(1, cbs=[good, bad])
+    assert learn.cbs == []
+    learn.fit(1)
+
+@pytest.mark.xfail(strict=True, reason="misspelled prefixes (befor_fit, afer_batch) are not checked: only names "
+                   "starting with before_/after_/cleanup_ are; fix pending in nbs/09 (_check_cb: also flag any public "
+                   "method within difflib cutoff ~0.85 of an event name)")
+@pytest.mark.parametrize('name', ['befor_fit', 'afer_batch'])
+def test_misspelled_event_prefix(name):
+    cb = type('Typo', (Callback,), {name: lambda self: None})()
+    with pytest.raises(AttributeError, match='is not a Learner event'): learner(cbs=cb)
+
+class Count(Callback):
+    def __init__(self): self.n = 0
+    def before_batch(self): self.n += 1
+
+_inplace = pytest.mark.xfail(strict=True, reason="callbacks appended to learn.cbs in place skip add_cb: no "
+                             "duplicate check, no misspelling check, and cb.learn is not set; fix pending in nbs/09 "
+                             "(in fit, when learn.cbs changed, run the add_cb checks on the new callbacks)")
+
+@_inplace
+def test_callback_appended_twice_in_place():
+    learn, cb = learner(), Count()
+    learn.cbs += [cb, cb]
+    with pytest.raises(ValueError, match='added twice'): learn.fit(1)
+
+@_inplace
+def test_callback_appended_in_place_gets_learn():
+    learn, cb = learner(), MetricsCB()
+    learn.cbs.append(cb)
+    learn.fit(1)
+    assert cb.learn is learn and len(cb.history) == 2
+
+@_inplace
+def test_misspelled_callback_appended_in_place():
+    learn = learner()
+    learn.cbs.append(type('Typo', (Callback,), {'after_bacth': lambda self: None})())
+    with pytest.raises(AttributeError, match="Did you mean 'after_batch'"): learn.fit(1)
+
+def test_callback_attribute_before_it_has_a_learner():
+    with pytest.raises(AttributeError, match=r'Count.model reads `learn.model`, but this callback has no `learn` yet'):
+        Count().model
+
+# --- data pipeline --------------------------------------------------------------------------------------------
+
+def test_tensor_loader_bad_input():
+    x = torch.zeros(10, 3)
+    with pytest.raises(ValueError, match=r'different lengths \[10, 9\]'): TensorLoader(x, torch.zeros(9))
+    with pytest.raises(ValueError, match='bs must be a positive int, got 0'): TensorLoader(x, bs=0)
+    with pytest.raises(TypeError, match='convert numpy arrays with torch.from_numpy'): TensorLoader(x.numpy())
+    with pytest.raises(TypeError, match='needs at least one tensor'): TensorLoader()
+
+def test_dataset_and_collate_bad_input():
+    with pytest.raises(ValueError, match='x has 3 items but y has 2'): Dataset([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match='collate got an empty batch'): collate([])
+    with pytest.raises(ValueError, match='bs=0: the batch size must be a positive integer'): get_dls([1], [1], 0)
+    with pytest.raises(TypeError, match='the items are tuple; use default_collate'):
+        collate_dict(['x', 'y'])([(torch.zeros(2), 1)])
+    with pytest.raises(KeyError, match=r"missing \['y'\]"): collate_dict(['x', 'y'])([{'x': torch.zeros(2)}])
+
+def test_training_fit_bad_input():
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    with pytest.raises(ValueError, match='epochs=0: pass a positive integer'): fit(0, model, F.cross_entropy, opt, [], [])
+    with pytest.raises(ValueError, match='train_dl yielded no batches'): fit(1, model, F.cross_entropy, opt, [], [])
+
+def test_to_device_unavailable():
+    from miniai.conv import to_device
+    if torch.cuda.is_available(): pytest.skip('CUDA is available here')
+    with pytest.raises(RuntimeError, match=r"device 'cuda' is not available on this machine; pass `device=None`"):
+        to_device(torch.zeros(2), 'cuda')
