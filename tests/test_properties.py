@@ -43,11 +43,13 @@ def test_tensor_loader_serves_each_index_once(n, bs, shuffle, drop_last, seed):
     if not shuffle: assert [i for b in e1 for i in b] == list(range(len(dl)*bs))[:n]   # in order
 
 @given(n=st.integers(1, 60), w=st.sampled_from([1, 3, 8, 16, 24, 28]), dtype=st.sampled_from([torch.uint8, torch.int16,
-       torch.float32]), bs=bss, seed=st.integers(0, 2**16))
-def test_tensor_loader_rows_match_their_index(n, w, dtype, bs, seed):
-    "The gathered rows (8-byte word gather for uint8/int16 rows, index_select otherwise) are `x[idx]` exactly"
+       torch.float32]), view=st.sampled_from(['whole', 'offset', 'columns', '3d']), bs=bss, seed=st.integers(0, 2**16))
+def test_tensor_loader_rows_match_their_index(n, w, dtype, view, bs, seed):
+    "The gathered rows (8-byte word gather for uint8/int16 rows, index_select otherwise) are `x[idx]` exactly, for views too"
     g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 100, (n, w), generator=g).to(dtype)
+    x = torch.randint(0, 100, (n+1, w+2), generator=g).to(dtype)
+    x = {'whole': x[:n, :w].contiguous(), 'offset': x[1:], 'columns': x[:n, 1:w+1],
+         '3d': x[:n, :w].contiguous().view(n, 1, w)}[view][:n]   # 'offset': storage offset; 'columns': not contiguous
     y = torch.arange(n)
     torch.manual_seed(seed)
     for xb, yb in TensorLoader(x, y, bs=bs, shuffle=True):
