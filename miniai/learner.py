@@ -9,11 +9,12 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
            'MetricsCB', 'DeviceCB', 'Learner', 'TrainCB', 'ProgressCB', 'TrainLearner', 'MomentumLearner', 'LRFinderCB',
            'StopOnNaNCB']
 
-# %% ../nbs/09_learner.ipynb #71ae54ea
+# %% ../nbs/09_learner.ipynb #38ceac41
 import difflib, math, os, tempfile, time, warnings
 from collections.abc import Mapping
 from copy import deepcopy
 from functools import partial
+import operator
 from operator import attrgetter
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from torch.optim.lr_scheduler import ExponentialLR
 
 from .conv import def_device, to_device
 
-# %% ../nbs/09_learner.ipynb #8d288a70
+# %% ../nbs/09_learner.ipynb #a374e141
 class CancelFitException(Exception):
     "Raise in a callback to end the fit: `after_fit` is skipped, `cleanup_fit` still runs"
 class CancelEpochException(Exception):
@@ -72,13 +73,13 @@ def run_cbs(cbs:list, # callbacks, each with an `order`
         except _cancels: raise
         except BaseException as e: _note(e, cb, method_nm); raise
 
-# %% ../nbs/09_learner.ipynb #cca0607e
+# %% ../nbs/09_learner.ipynb #30add0eb
 class SingleBatchCB(Callback):
     "Stop the fit after the first batch (`order` 1, so order-0 callbacks see that batch first)"
     order = 1
     def after_batch(self): raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #adb98e6f
+# %% ../nbs/09_learner.ipynb #b1df7cf5
 def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
           ):
     "Detach the tensors in `x` and copy them to the CPU, turning float16/bfloat16 into float32; containers keep their type"
@@ -90,7 +91,7 @@ def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
     if isinstance(x, (list, tuple)): return type(x)(to_cpu(o) for o in x)
     return x
 
-# %% ../nbs/09_learner.ipynb #f70e6df5
+# %% ../nbs/09_learner.ipynb #1e991172
 class MetricsCB(Callback):
     "Track metrics `ms` (named after their class) and `metrics` (named by keyword), and the loss; log them each epoch"
     def __init__(self, *ms, **metrics):
@@ -139,7 +140,7 @@ class MetricsCB(Callback):
     def _log(self, d): 
         if not self.quiet: print(d)
 
-# %% ../nbs/09_learner.ipynb #ef5b0abd
+# %% ../nbs/09_learner.ipynb #62f3dc35
 class DeviceCB(Callback):
     "Move the model to `device` before the fit and each batch before it runs (`device=None`: `def_device()` at fit time)"
     def __init__(self, device=None): self.device = device
@@ -150,7 +151,7 @@ class DeviceCB(Callback):
         if opt is not None and opt.state: opt.load_state_dict(opt.state_dict())   # moves state to the params' device
     def before_batch(self): self.learn.batch = to_device(self.learn.batch, self.dev)
 
-# %% ../nbs/09_learner.ipynb #860b6f8e
+# %% ../nbs/09_learner.ipynb #059c890e
 _levels = ('fit', 'epoch', 'batch')
 _cancel = dict(zip(_levels, _cancels))      # level -> the exception that cancels it
 _steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
@@ -216,6 +217,12 @@ class Learner:
         self.cbs = [o for o in self.cbs if o is not cb]
         self._index()
 
+    def _sync(self):
+        "Check and index callbacks that were put in `learn.cbs` directly"
+        if len({id(cb) for cb in self.cbs}) < len(self.cbs): raise ValueError("learn.cbs holds the same callback twice")
+        for cb in self.cbs: _check_cb(cb); cb.learn = self
+        self._index()
+
     def _index(self):
         "For each event and step, the (callback, bound method) pairs that implement it, in `order`"
         cbs = sorted(self.cbs, key=attrgetter('order'))
@@ -263,10 +270,13 @@ class Learner:
             lr:float=None, # learning rate for this fit (default `self.lr`)
            ):
         "Fit `self.model` for `n_epochs`, with extra callbacks `cbs` for this fit only"
-        if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
-            raise ValueError(f"n_epochs={n_epochs!r}: fit needs a whole number of epochs, at least 1")
+        orig = n_epochs
+        try: n_epochs = operator.index(n_epochs)      # ints, numpy ints...; not floats or bools
+        except TypeError: n_epochs = None
+        if n_epochs is None or isinstance(n_epochs, bool) or n_epochs < 1:
+            raise ValueError(f"n_epochs={orig!r}: fit needs a whole number of epochs, at least 1")
+        if self._indexed != self.cbs: self._sync()
         added = []
-        if self._indexed != self.cbs: self._index()    # learn.cbs was changed in place
         try:
             for cb in fc.L(cbs): self.add_cb(cb); added.append(cb)
             for nm in _steps[:2] + (_steps[2:] if train else ()):
@@ -358,7 +368,7 @@ class Learner:
     @property
     def training(self): return self.model.training
 
-# %% ../nbs/09_learner.ipynb #3de5a97e
+# %% ../nbs/09_learner.ipynb #2674d250
 class TrainCB(Callback):
     "The standard steps: the first `n_inp` items of the batch go to the model, the rest to the loss function"
     def __init__(self, n_inp:int=1): # how many items of each batch are model inputs
@@ -369,7 +379,7 @@ class TrainCB(Callback):
     def step(self): self.learn.opt.step()
     def zero_grad(self): self.learn.opt.zero_grad()
 
-# %% ../nbs/09_learner.ipynb #b31aedd0
+# %% ../nbs/09_learner.ipynb #6face426
 class ProgressCB(Callback):
     "Progress bars for epochs and batches, the metrics as a table, the loss as a comment and optionally a live plot"
     order = MetricsCB.order+1
@@ -388,7 +398,8 @@ class ProgressCB(Callback):
         self.metrics = next((cb for cb in self.learn.cbs if isinstance(cb, MetricsCB)), None)
 
     def before_epoch(self):
-        self.pbar = self.mbar.progress(self.learn.dl, leave=False)
+        dl = self.learn.dl
+        self.pbar = self.mbar.progress(dl, total=len(dl) if hasattr(dl, '__len__') else 'noinfer', leave=False)
         self.learn.dl = self.pbar
 
     def after_batch(self):
@@ -415,6 +426,10 @@ class ProgressCB(Callback):
         graphs = [[range(len(self.loss_vals)), self.loss_vals]]
         if self.val_losses: graphs.append([self.val_x, self.val_losses])
         self.mbar.update_graph(graphs)
+        ax = getattr(self.mbar, 'graph_ax', None)         # NBMasterBar's axes: show validation points as dots
+        if ax is not None and len(ax.lines) > 1:
+            ax.lines[1].set_marker('o')
+            self.mbar.graph_out.update(ax.figure)
 
     def after_fit(self): self.done = True
 
@@ -428,7 +443,7 @@ class ProgressCB(Callback):
         elif not self.done: print()                  # end the half-written console line
         self.mbar = self.pbar = None
 
-# %% ../nbs/09_learner.ipynb #2ca1f8e6
+# %% ../nbs/09_learner.ipynb #fea69eb7
 class TrainLearner(Learner):
     "A `Learner` with the standard steps built in: the model takes `batch[0]`, the loss takes the predictions and `batch[1]`"
     def predict(self): self.preds = self.model(self.batch[0])
@@ -455,7 +470,7 @@ class MomentumLearner(TrainLearner):
             for p in self.model.parameters():
                 if p.grad is not None: p.grad.mul_(self.mom)
 
-# %% ../nbs/09_learner.ipynb #70ddd8d8
+# %% ../nbs/09_learner.ipynb #be24d3a3
 class LRFinderCB(Callback):
     "Multiply the lr by `gamma` each batch; stop when the loss passes `max_mult` times its minimum (or is NaN); plot"
     def __init__(self, gamma:float=1.3, # lr multiplier per batch
@@ -485,6 +500,7 @@ class LRFinderCB(Callback):
         "Plot the recorded losses against the learning rates on a log axis"
         if ax is None: _,ax = plt.subplots(figsize=(5, 3))
         ax.plot(self.lrs, self.losses); ax.set_xscale('log'); ax.set_xlabel('learning rate'); ax.set_ylabel('loss')
+        ax.axvline(self.suggestion(), color='gray', ls='--', label='suggestion'); ax.legend()
 
     def suggestion(self, beta:float=0.98, # smoothing of the losses (exponential moving average)
                   ) -> float:
@@ -515,7 +531,7 @@ def lr_find(self:Learner, start_lr:float=1e-5, # the first learning rate tried
         self.opt,self._keep_opt = opt,keep
     return cb.suggestion()
 
-# %% ../nbs/09_learner.ipynb #3e533785
+# %% ../nbs/09_learner.ipynb #cce91c99
 class StopOnNaNCB(Callback):
     "Stop the fit (with a warning) at the first batch whose loss is NaN or infinite; reads the loss every batch"
     def after_loss(self):
@@ -525,7 +541,7 @@ class StopOnNaNCB(Callback):
                           "stopping the fit. Lower the learning rate (learn.lr_find() suggests one)", stacklevel=2)
             raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #71dc18b8
+# %% ../nbs/09_learner.ipynb #e1293568
 @patch
 def get_preds(self:Learner, dl=None, # a DataLoader of (x, y, ...) batches; default `self.dls.valid`
              ) -> tuple:
@@ -579,7 +595,7 @@ def load(self:Learner, path, # a file written by `Learner.save`
         self._keep_opt = True
     return self
 
-# %% ../nbs/09_learner.ipynb #ccfd4f26
+# %% ../nbs/09_learner.ipynb #a8ce045b
 @patch
 def show_training_loop(self:Learner):
     "Print the events and steps of a fit in order, with the callbacks that handle each"
