@@ -343,6 +343,9 @@ class DataLoaders:
                ):
         "`DataLoaders` for the splits of `dd`, batches of `batch_size` transformed by `tfm`, fast in-memory unless not `fast`"
         trn_k, val_k = _split_names(dd)
+        empty = [k for k in (trn_k, val_k) if len(dd[k])==0]
+        if empty: raise ValueError(f"from_dd: split {empty[0]!r} has no rows ({dict(dd.num_rows)}); check the filter "
+                                   "or select that built it")
         tfm = float_imgs if tfm is None else tfm
         if fast:
             if kwargs.get('num_workers'): raise ValueError(
