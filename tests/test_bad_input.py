@@ -152,7 +152,7 @@ _inplace = pytest.mark.xfail(strict=True, reason="callbacks appended to learn.cb
 def test_callback_appended_twice_in_place():
     learn, cb = learner(), Count()
     learn.cbs += [cb, cb]
-    with pytest.raises(ValueError, match='added twice'): learn.fit(1)
+    with pytest.raises(ValueError, match='twice'): learn.fit(1)
 
 @_inplace
 def test_callback_appended_in_place_gets_learn():
@@ -199,3 +199,14 @@ def test_to_device_unavailable():
     if torch.cuda.is_available(): pytest.skip('CUDA is available here')
     with pytest.raises(RuntimeError, match=r"device 'cuda' is not available on this machine; pass `device=None`"):
         to_device(torch.zeros(2), 'cuda')
+
+def test_from_dd_with_an_empty_split():
+    "An empty split (e.g. a filter that kept nothing) is named, on the fast and the per-item path"
+    import numpy as np
+    from datasets import ClassLabel, Dataset as HFDataset, DatasetDict, Features, Image as HFImage
+    feats = Features({'image': HFImage(), 'label': ClassLabel(num_classes=2)})
+    ds = HFDataset.from_dict({'image': [np.zeros((4, 4), np.uint8)]*3, 'label': [0, 1, 0]}, features=feats)
+    dd = DatasetDict(train=ds, test=ds.select([]))
+    for fast in (True, False):
+        with pytest.raises(ValueError, match=r"from_dd: split 'test' has no rows \(\{'train': 3, 'test': 0\}\)"):
+            DataLoaders.from_dd(dd, 2, fast=fast)
