@@ -13,38 +13,33 @@ def machine() -> str:
     if torch.cuda.is_available(): res += f', GPU {torch.cuda.get_device_name()}'
     return res
 
-_probe_a = None
 def probe() -> float:
-    "Seconds for a small fixed CPU workload (matmuls + Python loop): tells a slowed-down machine from a slow variant"
-    global _probe_a
-    if _probe_a is None:
-        g = torch.Generator().manual_seed(0)
-        _probe_a = torch.randn(256, 256, generator=g)
+    """Seconds for a small fixed single-threaded workload (a pure-Python loop): tells a slowed-down machine from a slow
+    variant. Single-threaded so that the number of cores and their scheduling does not change what it measures."""
     t = time.perf_counter()
-    x = _probe_a
-    for _ in range(20): x = (x @ _probe_a).tanh_()
     s = 0
-    for i in range(100_000): s += i
+    for i in range(300_000): s += i*i % 7
     return time.perf_counter() - t
 
-def paired(variants:dict, n:int, slow_factor:float=1.5, sync=None):
+def paired(variants:dict, n:int, slow_factor:float=2.0, sync=None):
     """Run each of `variants` (name -> fn) `n` times, alternating their order, each bracketed by the probe.
-    Runs whose probe was > `slow_factor` x the fastest probe are dropped and counted. Returns (times, dropped)."""
+    A pair is dropped (and counted) when a probe around it took > `slow_factor` x the median probe: the machine was
+    slowed down (these VMs are shared and sometimes run 15-20x slower for minutes). Returns (times, dropped, probe)."""
     times, probes = {k: [] for k in variants}, {k: [] for k in variants}
     names = list(variants)
     for i in range(n):
         for k in (names if i % 2 == 0 else names[::-1]):
             p0 = probe()
             if sync: sync()
-            t = time.perf_counter(); variants[k](); 
+            t = time.perf_counter(); variants[k]()
             if sync: sync()
             dt = time.perf_counter() - t
             p1 = probe()
             times[k].append(dt); probes[k].append(max(p0, p1))
-    best = min(min(v) for v in probes.values())
-    keep = [all(probes[k][i] <= slow_factor*best for k in names) for i in range(n)]
+    med = statistics.median([o for v in probes.values() for o in v])
+    keep = [all(probes[k][i] <= slow_factor*med for k in names) for i in range(n)]
     kept = {k: [t for t,ok in zip(v, keep) if ok] for k,v in times.items()}
-    return kept, keep.count(False), best
+    return kept, keep.count(False), med
 
 def summarize(kept:dict, base:str, other:str, dropped:int, probe_best:float):
     "Print medians and the paired ratios; end with `ratio=<x>` (median of other/base per pair)"
@@ -53,6 +48,6 @@ def summarize(kept:dict, base:str, other:str, dropped:int, probe_best:float):
     ratios = [o/b for b,o in zip(kept[base], kept[other])]
     r = statistics.median(ratios)
     print(f'paired ratios {other}/{base}: ' + ', '.join(f'{o:.3f}' for o in ratios))
-    print(f'calibration probe: best {probe_best*1000:.1f} ms; runs dropped as taken on a slowed-down machine: {dropped}')
+    print(f'calibration probe: median {probe_best*1000:.1f} ms; runs dropped as taken on a slowed-down machine: {dropped}')
     print(f'ratio={r:.3f}')
     return r
