@@ -68,8 +68,6 @@ def test_batch_larger_than_data_with_drop_last():
 class _Nothing(IterableDataset):
     def __iter__(self): return iter([])
 
-@pytest.mark.xfail(strict=True, reason="a DataLoader without len() that yields no batch trains nothing without a word; "
-                   "fix pending in nbs/09 (count batches in _all_batches and raise when an epoch saw none)")
 def test_empty_loader_without_len():
     dl = DataLoader(_Nothing(), batch_size=4)
     with pytest.raises(ValueError, match='DataLoader (is empty|yielded no batch)'): learner(dls=DataLoaders(dl, dl)).fit(1)
@@ -132,9 +130,6 @@ def test_misspelled_method_in_fit_cbs_leaves_learner_clean():
     assert learn.cbs == []
     learn.fit(1)
 
-@pytest.mark.xfail(strict=True, reason="misspelled prefixes (befor_fit, afer_batch) are not checked: only names "
-                   "starting with before_/after_/cleanup_ are; fix pending in nbs/09 (_check_cb: also flag any public "
-                   "method within difflib cutoff ~0.85 of an event name)")
 @pytest.mark.parametrize('name', ['befor_fit', 'afer_batch'])
 def test_misspelled_event_prefix(name):
     cb = type('Typo', (Callback,), {name: lambda self: None})()
@@ -144,24 +139,17 @@ class Count(Callback):
     def __init__(self): self.n = 0
     def before_batch(self): self.n += 1
 
-_inplace = pytest.mark.xfail(strict=True, reason="callbacks appended to learn.cbs in place skip add_cb: no "
-                             "duplicate check, no misspelling check, and cb.learn is not set; fix pending in nbs/09 "
-                             "(in fit, when learn.cbs changed, run the add_cb checks on the new callbacks)")
-
-@_inplace
 def test_callback_appended_twice_in_place():
     learn, cb = learner(), Count()
     learn.cbs += [cb, cb]
     with pytest.raises(ValueError, match='twice'): learn.fit(1)
 
-@_inplace
 def test_callback_appended_in_place_gets_learn():
     learn, cb = learner(), MetricsCB()
     learn.cbs.append(cb)
     learn.fit(1)
     assert cb.learn is learn and len(cb.history) == 2
 
-@_inplace
 def test_misspelled_callback_appended_in_place():
     learn = learner()
     learn.cbs.append(type('Typo', (Callback,), {'after_bacth': lambda self: None})())

@@ -80,9 +80,6 @@ def test_load_a_file_that_is_not_a_checkpoint(tmp_path):
     with pytest.raises(ValueError, match=r"t.pth is not a Learner checkpoint .*was it written by Learner.save"):
         learner().load(tmp_path/'t.pth')
 
-@pytest.mark.xfail(strict=True, reason="loading a truncated checkpoint raises torch's 'PytorchStreamReader failed "
-                   "reading zip archive' without the file's name; fix pending in nbs/09 (Learner.load: add a note "
-                   "naming the path and saying the file is incomplete/corrupt, re-save it)")
 def test_load_a_truncated_checkpoint_names_the_file(tmp_path):
     learn = learner(); p = learn.save(tmp_path/'m.pth')
     p.write_bytes(p.read_bytes()[:200])

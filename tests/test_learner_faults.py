@@ -44,9 +44,6 @@ EVENTS = [f'{w}_{l}' for l in ('fit', 'epoch', 'batch') for w in ('before', 'aft
          ['after_predict', 'after_loss', 'after_backward', 'after_step']
 STEPS = ['predict', 'get_loss', 'backward', 'step', 'zero_grad']
 
-cleanup_bug = pytest.mark.xfail(strict=True, reason="an exception in one callback's cleanup_* skips the cleanup_* of "
-                                "the callbacks after it (Learner.callback stops at the first error); fix pending in nbs/09")
-
 def learner(**kw):
     "Learner with the standard steps as a callback (so a step can be faulted too), metrics, progress bar and hooks"
     return Learner(tiny_model(), tiny_dls(), F.cross_entropy, lr=0.3, cbs=[TrainCB(), MetricsCB(), ProgressCB(),
@@ -74,8 +71,7 @@ def _when(event):
     if event.endswith(('fit', 'epoch')): return lambda learn: True
     return lambda learn: learn.training and learn.iter == 1
 
-@pytest.mark.parametrize('event', [pytest.param(e, marks=cleanup_bug) if e.startswith('cleanup') else e
-                                   for e in EVENTS] + STEPS)
+@pytest.mark.parametrize('event', EVENTS + STEPS)
 def test_callback_error_at_every_event(event, capsys):
     learn = learner()
     first, last = Log(-30), Log(30)
@@ -226,9 +222,6 @@ def test_cancel_batch_after_backward_does_not_leak_gradients():
     cb = SkipFirst()
     run_with(cb, 1, valid=False)
     assert all(g is None or not g.any() for g in cb.grads), 'gradients of the skipped batch were left in .grad'
-test_cancel_batch_after_backward_does_not_leak_gradients = pytest.mark.xfail(strict=True, reason=(
-    "CancelBatchException raised in after_backward/after_step skips zero_grad, so the cancelled batch's gradients are "
-    "added to the next batch's; fix pending in nbs/09"))(test_cancel_batch_after_backward_does_not_leak_gradients)
 
 def test_cancel_epoch_in_before_epoch_skips_training_only():
     _, n = run_with(raiser('before_epoch', CancelEpochException, lambda l: l.training))
