@@ -270,3 +270,49 @@ def test_default_progress_bars_outside_jupyter(capsys):
     learn.fit(2)
     out = capsys.readouterr().out
     assert 'Epoch 2/2' in out and out.count('train') >= 2 and out.count('eval') == 2
+
+# --- more faults: hooks that fail, parameters without gradients, the LR finder with every callback ------------------
+
+@pytest.mark.skipif(ActivationStats is None, reason='miniai.activations is not there yet')
+def test_hook_function_that_raises():
+    "A hook that fails inside the model's forward: the error propagates, every hook is removed, the learner trains again"
+    from miniai.activations import HooksCallback
+    calls = []
+    def bad(hook, mod, inp, outp):
+        calls.append(1)
+        if len(calls) == 3: raise Boom('hook exploded')
+    learn = TrainLearner(tiny_model(), tiny_dls(), F.cross_entropy, lr=0.3, cbs=[HooksCallback(bad, fc.risinstance(nn.Linear))])
+    with pytest.raises(Boom, match='hook exploded'): learn.fit(1)
+    assert hooks_left(learn.model) == 0
+    before = valid_loss(learn); learn.fit(3)
+    assert valid_loss(learn) < before - 0.05 and hooks_left(learn.model) == 0
+
+def test_momentum_learner_with_parameters_that_get_no_gradient():
+    "A frozen layer and an unused layer have `grad` None: MomentumLearner's zero_grad skips them and trains the rest"
+    from miniai.learner import MomentumLearner
+    class WithSpare(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.unused = tiny_model(), nn.Linear(3, 3)   # `unused` is never called: its grad stays None
+        def forward(self, x): return self.body(x)
+    model = WithSpare()
+    for p in model.body[0].parameters(): p.requires_grad_(False)
+    frozen, unused = params(model.body[0]), params(model.unused)
+    learn = MomentumLearner(model, tiny_dls(), F.cross_entropy, lr=0.1, mom=0.85)
+    before = valid_loss(learn); learn.fit(3)
+    assert valid_loss(learn) < before - 0.05
+    assert same_params(params(model.body[0]), frozen) and same_params(params(model.unused), unused)
+    assert all(p.grad is None for p in model.unused.parameters())
+
+def test_lr_find_with_metrics_progress_and_hooks(capsys):
+    "The LR finder inside a fully equipped learner: no table row for the cancelled epochs, bars closed, hooks gone"
+    learn = learner()
+    w = params(learn.model)
+    lr = learn.lr_find(plot=False)
+    assert math.isfinite(lr) and same_params(params(learn.model), w) and hooks_left(learn.model) == 0
+    pcb = next(cb for cb in learn.cbs if isinstance(cb, ProgressCB))
+    assert getattr(pcb, 'mbar', None) is None
+    out = capsys.readouterr().out
+    assert out.endswith('\n')
+    before = valid_loss(learn); learn.fit(2, lr=lr*10)
+    assert valid_loss(learn) < before
