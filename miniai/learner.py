@@ -9,8 +9,8 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
            'MetricsCB', 'DeviceCB', 'Learner', 'TrainCB', 'ProgressCB', 'TrainLearner', 'MomentumLearner', 'LRFinderCB',
            'StopOnNaNCB']
 
-# %% ../nbs/09_learner.ipynb #38ceac41
-import difflib, math, os, tempfile, time, warnings
+# %% ../nbs/09_learner.ipynb #19a323ea
+import difflib, math, os, pickle, tempfile, time, warnings
 from collections.abc import Mapping
 from copy import deepcopy
 from functools import partial
@@ -30,7 +30,7 @@ from torch.optim.lr_scheduler import ExponentialLR
 
 from .conv import def_device, to_device
 
-# %% ../nbs/09_learner.ipynb #a374e141
+# %% ../nbs/09_learner.ipynb #831ef7d8
 class CancelFitException(Exception):
     "Raise in a callback to end the fit: `after_fit` is skipped, `cleanup_fit` still runs"
 class CancelEpochException(Exception):
@@ -73,13 +73,13 @@ def run_cbs(cbs:list, # callbacks, each with an `order`
         except _cancels: raise
         except BaseException as e: _note(e, cb, method_nm); raise
 
-# %% ../nbs/09_learner.ipynb #30add0eb
+# %% ../nbs/09_learner.ipynb #a78c76c8
 class SingleBatchCB(Callback):
     "Stop the fit after the first batch (`order` 1, so order-0 callbacks see that batch first)"
     order = 1
     def after_batch(self): raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #b1df7cf5
+# %% ../nbs/09_learner.ipynb #b027be00
 def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
           ):
     "Detach the tensors in `x` and copy them to the CPU, turning float16/bfloat16 into float32; containers keep their type"
@@ -91,7 +91,7 @@ def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
     if isinstance(x, (list, tuple)): return type(x)(to_cpu(o) for o in x)
     return x
 
-# %% ../nbs/09_learner.ipynb #1e991172
+# %% ../nbs/09_learner.ipynb #eb3edcf2
 class MetricsCB(Callback):
     "Track metrics `ms` (named after their class) and `metrics` (named by keyword), and the loss; log them each epoch"
     def __init__(self, *ms, **metrics):
@@ -140,7 +140,7 @@ class MetricsCB(Callback):
     def _log(self, d): 
         if not self.quiet: print(d)
 
-# %% ../nbs/09_learner.ipynb #62f3dc35
+# %% ../nbs/09_learner.ipynb #c9c2eed3
 class DeviceCB(Callback):
     "Move the model to `device` before the fit and each batch before it runs (`device=None`: `def_device()` at fit time)"
     def __init__(self, device=None): self.device = device
@@ -151,7 +151,7 @@ class DeviceCB(Callback):
         if opt is not None and opt.state: opt.load_state_dict(opt.state_dict())   # moves state to the params' device
     def before_batch(self): self.learn.batch = to_device(self.learn.batch, self.dev)
 
-# %% ../nbs/09_learner.ipynb #059c890e
+# %% ../nbs/09_learner.ipynb #0585732f
 _levels = ('fit', 'epoch', 'batch')
 _cancel = dict(zip(_levels, _cancels))      # level -> the exception that cancels it
 _steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
@@ -159,13 +159,16 @@ _events = tuple(f'{w}_{lvl}' for lvl in _levels for w in ('before', 'after', 'cl
            'after_predict', 'after_loss', 'after_backward', 'after_step')
 _prefixes = ('before_', 'after_', 'cleanup_')
 _names = {lvl:tuple(f'{w}_{lvl}' for w in ('before', 'after', 'cleanup')) for lvl in _levels}
+_cleanups = {f'cleanup_{lvl}' for lvl in _levels}
 
 def _check_cb(cb):
-    "Raise if `cb` is a class, or has a method named like an event that does not exist"
+    "Raise if `cb` is a class, or has a method named like an event (or close to one) that does not exist"
     if isinstance(cb, type): raise TypeError(f"{cb.__name__} is a class: pass an instance, e.g. {cb.__name__}()")
     for nm in dir(cb):
-        if nm.startswith(_prefixes) and nm not in _events:
-            close = difflib.get_close_matches(nm, _events, n=1)
+        if nm in _events or nm in _steps or nm.startswith('_'): continue
+        near = difflib.get_close_matches(nm, _events+_steps, n=1, cutoff=0.85)   # befor_fit, afer_batch, get_los
+        if nm.startswith(_prefixes) or near and callable(getattr(type(cb), nm, None)):
+            close = near or difflib.get_close_matches(nm, _events, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ''
             raise AttributeError(f"{type(cb).__name__}.{nm} is not a Learner event, so it would never run.{hint} "
                                  f"Valid events: {', '.join(_events)}; steps: {', '.join(_steps)}")
@@ -182,6 +185,11 @@ def _shapes(b):
     if isinstance(b, Tensor): return f'{tuple(b.shape)} {str(b.dtype)[6:]}'
     if isinstance(b, (list, tuple)): return '(' + ', '.join(map(_shapes, b)) + ')'
     return type(b).__name__
+
+def _len(dl):
+    "`len(dl)`, or None for loaders without one (e.g. over an `IterableDataset`)"
+    try: return len(dl)
+    except TypeError: return None
 
 def _model_device(model):
     p = next(model.parameters(), None)
@@ -234,10 +242,21 @@ class Learner:
         fs = self._by_event.get(method_nm)
         if fs is None:
             raise ValueError(f"unknown event {method_nm!r}; valid events: {', '.join(_events)}; steps: {', '.join(_steps)}")
+        if method_nm in _cleanups: return self._cleanup(method_nm, fs)
         for cb,f in fs:
             try: f()
             except _cancels: raise
             except BaseException as e: _note(e, cb, method_nm); raise
+
+    def _cleanup(self, method_nm, fs):
+        "Run every `cleanup_*` callback even when one fails; then raise the first error"
+        err = None
+        for cb,f in fs:
+            try: f()
+            except BaseException as e:
+                if not isinstance(e, _cancels): _note(e, cb, method_nm)
+                err = err or e
+        if err is not None: raise err
 
     def __getattr__(self, name):
         if name in _steps: return partial(self._run_step, name)
@@ -273,7 +292,7 @@ class Learner:
         orig = n_epochs
         try: n_epochs = operator.index(n_epochs)      # ints, numpy ints...; not floats or bools
         except TypeError: n_epochs = None
-        if n_epochs is None or isinstance(n_epochs, bool) or n_epochs < 1:
+        if n_epochs is None or isinstance(orig, bool) or n_epochs < 1:
             raise ValueError(f"n_epochs={orig!r}: fit needs a whole number of epochs, at least 1")
         if self._indexed != self.cbs: self._sync()
         added = []
@@ -307,14 +326,17 @@ class Learner:
         "Run one training (`training=True`) or validation pass over the matching DataLoader"
         self.model.train(training)
         self.dl = self.dls.train if training else self.dls.valid
-        n = len(self.dl) if hasattr(self.dl, '__len__') else None
-        if n == 0:
+        if _len(self.dl) == 0:
             raise ValueError(f"the {'training' if training else 'validation'} DataLoader is empty (len 0): check the "
                              "dataset's size, and that the batch size is not larger than it with drop_last=True")
         self.with_events('epoch', self._all_batches)
 
     def _all_batches(self):
+        self.iter = None
         for self.iter,self.batch in enumerate(self.dl): self.with_events('batch', self._one_batch)
+        if self.iter is None:
+            raise ValueError(f"the {'training' if self.training else 'validation'} DataLoader yielded no batch: check "
+                             "that its dataset is not empty")
 
     def _one_batch(self):
         if self.training in self._unchecked: return self._first_batch()
@@ -322,12 +344,17 @@ class Learner:
         self.callback('after_predict')
         self.get_loss()
         self.callback('after_loss')
-        if self.training:
+        if self.training: self._update()
+
+    def _update(self):
+        "backward, step and zero_grad, with their events; a batch cancelled after `backward` still clears its gradients"
+        try:
             self.backward()
             self.callback('after_backward')
             self.step()
             self.callback('after_step')
-            self.zero_grad()
+        except CancelBatchException: self.zero_grad(); raise
+        self.zero_grad()
 
     def _first_batch(self):
         "`_one_batch` with checks, for the first batch of each kind (training, validation) of a fit"
@@ -358,17 +385,12 @@ class Learner:
             raise ValueError(f"the loss must be a scalar tensor but loss_func returned {shape}: use a reduction "
                              "(reduction='mean', the default of F.cross_entropy) or reduce it in loss_func")
         self.callback('after_loss')
-        if self.training:
-            self.backward()
-            self.callback('after_backward')
-            self.step()
-            self.callback('after_step')
-            self.zero_grad()
+        if self.training: self._update()
 
     @property
     def training(self): return self.model.training
 
-# %% ../nbs/09_learner.ipynb #2674d250
+# %% ../nbs/09_learner.ipynb #b713fd85
 class TrainCB(Callback):
     "The standard steps: the first `n_inp` items of the batch go to the model, the rest to the loss function"
     def __init__(self, n_inp:int=1): # how many items of each batch are model inputs
@@ -379,7 +401,7 @@ class TrainCB(Callback):
     def step(self): self.learn.opt.step()
     def zero_grad(self): self.learn.opt.zero_grad()
 
-# %% ../nbs/09_learner.ipynb #6face426
+# %% ../nbs/09_learner.ipynb #bd509935
 class ProgressCB(Callback):
     "Progress bars for epochs and batches, the metrics as a table, the loss as a comment and optionally a live plot"
     order = MetricsCB.order+1
@@ -399,14 +421,15 @@ class ProgressCB(Callback):
 
     def before_epoch(self):
         dl = self.learn.dl
-        self.pbar = self.mbar.progress(dl, total=len(dl) if hasattr(dl, '__len__') else 'noinfer', leave=False)
+        if _len(dl) is None: self.pbar = None; return      # no length, no bar (fastprogress needs one)
+        self.pbar = self.mbar.progress(dl, leave=False)
         self.learn.dl = self.pbar
 
     def after_batch(self):
         if self.plot and self.training: self.losses.append(self.learn.loss.detach())
         t = time.perf_counter()
         if t >= self.next_t:
-            self.pbar.comment = f'{self.learn.loss:.3f}'
+            if self.pbar is not None: self.pbar.comment = f'{self.learn.loss:.3f}'
             if self.plot: self._plot()
             t2 = time.perf_counter()
             self.next_t = t2 + max(self.every, 4*(t2-t))   # a slow redraw waits longer: at most ~20% of the time
@@ -443,7 +466,7 @@ class ProgressCB(Callback):
         elif not self.done: print()                  # end the half-written console line
         self.mbar = self.pbar = None
 
-# %% ../nbs/09_learner.ipynb #fea69eb7
+# %% ../nbs/09_learner.ipynb #51c630f8
 class TrainLearner(Learner):
     "A `Learner` with the standard steps built in: the model takes `batch[0]`, the loss takes the predictions and `batch[1]`"
     def predict(self): self.preds = self.model(self.batch[0])
@@ -470,7 +493,7 @@ class MomentumLearner(TrainLearner):
             for p in self.model.parameters():
                 if p.grad is not None: p.grad.mul_(self.mom)
 
-# %% ../nbs/09_learner.ipynb #be24d3a3
+# %% ../nbs/09_learner.ipynb #95c63829
 class LRFinderCB(Callback):
     "Multiply the lr by `gamma` each batch; stop when the loss passes `max_mult` times its minimum (or is NaN); plot"
     def __init__(self, gamma:float=1.3, # lr multiplier per batch
@@ -531,7 +554,7 @@ def lr_find(self:Learner, start_lr:float=1e-5, # the first learning rate tried
         self.opt,self._keep_opt = opt,keep
     return cb.suggestion()
 
-# %% ../nbs/09_learner.ipynb #cce91c99
+# %% ../nbs/09_learner.ipynb #b8334e42
 class StopOnNaNCB(Callback):
     "Stop the fit (with a warning) at the first batch whose loss is NaN or infinite; reads the loss every batch"
     def after_loss(self):
@@ -541,7 +564,7 @@ class StopOnNaNCB(Callback):
                           "stopping the fit. Lower the learning rate (learn.lr_find() suggests one)", stacklevel=2)
             raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #e1293568
+# %% ../nbs/09_learner.ipynb #e02bfd93
 @patch
 def get_preds(self:Learner, dl=None, # a DataLoader of (x, y, ...) batches; default `self.dls.valid`
              ) -> tuple:
@@ -582,7 +605,10 @@ def load(self:Learner, path, # a file written by `Learner.save`
          with_opt:bool=True, # restore the optimizer too; the next `fit` continues with it
         ):
     "Load the model's (and optimizer's) state from `path`"
-    state = torch.load(path, map_location=_model_device(self.model) or 'cpu', weights_only=True)
+    try: state = torch.load(path, map_location=_model_device(self.model) or 'cpu', weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        e.add_note(f"{path}: could not read this checkpoint; the file is incomplete or corrupt: save it again")
+        raise
     if not isinstance(state, dict) or 'model' not in state:
         raise ValueError(f"{path} is not a Learner checkpoint (expected a dict with 'model' and 'opt'): "
                          "was it written by Learner.save?")
@@ -595,7 +621,7 @@ def load(self:Learner, path, # a file written by `Learner.save`
         self._keep_opt = True
     return self
 
-# %% ../nbs/09_learner.ipynb #a8ce045b
+# %% ../nbs/09_learner.ipynb #f92cc164
 @patch
 def show_training_loop(self:Learner):
     "Print the events and steps of a fit in order, with the callbacks that handle each"
