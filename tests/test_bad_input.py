@@ -198,3 +198,58 @@ def test_from_dd_with_an_empty_split():
     for fast in (True, False):
         with pytest.raises(ValueError, match=r"from_dd: split 'test' has no rows \(\{'train': 3, 'test': 0\}\)"):
             DataLoaders.from_dd(dd, 2, fast=fast)
+
+# --- later modules: seeds, hooks, schedules -------------------------------------------------------------------
+
+def test_get_preds_on_an_empty_loader():
+    xt, yt, *_ = tiny_data()
+    with pytest.raises(ValueError, match='get_preds got an empty DataLoader'):
+        learner().get_preds(TensorLoader(xt[:0], yt[:0]))
+
+def test_set_seed_bad_input():
+    act = pytest.importorskip('miniai.activations')
+    with pytest.raises(TypeError, match=r'seed must be an int, got True.*set_seed\(42\)'): act.set_seed(True)
+    with pytest.raises(TypeError, match="seed must be an int, got 1.5"): act.set_seed(1.5)
+    with pytest.raises(ValueError, match=r'seed must be in \[0, 2\*\*32\).*got -1'): act.set_seed(-1)
+
+def test_hooks_bad_input_leaves_no_hook():
+    "Hooks over a list with a non-module in it fails, and removes the hooks it had already put on the first modules"
+    act = pytest.importorskip('miniai.activations')
+    model = tiny_model()
+    with pytest.raises(TypeError, match=r'Hook needs an nn.Module to hook, got str'):
+        act.Hooks([model[0], model[2], 'relu'], lambda *a: None)
+    assert all(not m._forward_hooks for m in model.modules())
+    with pytest.raises(TypeError, match=r'wrap it in a list: Hooks\(\[m\], f\)'): act.Hooks(nn.Linear(2, 2), lambda *a: None)
+
+def test_activation_stats_filter_picking_nothing():
+    act = pytest.importorskip('miniai.activations')
+    learn = learner(cbs=act.ActivationStats(lambda m: isinstance(m, nn.Conv2d)))
+    with pytest.raises(ValueError, match="picked none of the model's modules"): learn.fit(1)
+    assert all(not m._forward_hooks for m in learn.model.modules())
+
+def test_schedule_bad_input():
+    ann = pytest.importorskip('miniai.annealing')
+    with pytest.raises(ValueError, match=r'must add up to 1, got \[0.3, 0.3\]'): ann.combine_scheds([.3, .3], [ann.sched_lin(0, 1)]*2)
+    with pytest.raises(ValueError, match='got 1 percentages for 2 schedules'): ann.combine_scheds([1.], [ann.sched_lin(0, 1)]*2)
+    with pytest.raises(ValueError, match='position must be between 0 and 1, got 1.5'):
+        ann.combine_scheds([1.], [ann.sched_lin(0, 1)])(1.5)
+    with pytest.raises(ValueError, match='both must be nonzero and have the same sign'): ann.sched_exp(0, 1)
+    with pytest.raises(TypeError, match='needs a function of the position'): ann.ParamScheduler('lr', 0.1)
+
+def test_scheduling_a_hyperparameter_the_optimizer_lacks():
+    "Fails in before_fit, before any batch: no step was taken"
+    ann = pytest.importorskip('miniai.annealing')
+    learn = learner()
+    from conftest import params, same_params
+    w = params(learn.model)
+    with pytest.raises(KeyError, match=r"no hyperparameter 'beta'; they have \[.*'lr'.*\]"):
+        learn.fit(1, cbs=ann.ParamScheduler('beta', ann.sched_lin(0.1, 0.2)))
+    assert same_params(params(learn.model), w)
+
+def test_fit_one_cycle_bad_input():
+    ann = pytest.importorskip('miniai.annealing')
+    from miniai.learner import MomentumLearner
+    with pytest.raises(ValueError, match='positive peak learning rate, got lr_max=-1'): learner().fit_one_cycle(1, lr_max=-1)
+    with pytest.raises(ValueError, match='pct_start is the share of training'): learner().fit_one_cycle(1, pct_start=1.5)
+    with pytest.raises(ValueError, match='would apply it twice: pass moms=None'):
+        MomentumLearner(tiny_model(), tiny_dls(), F.cross_entropy).fit_one_cycle(1)
