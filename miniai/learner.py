@@ -9,7 +9,7 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
            'MetricsCB', 'DeviceCB', 'Learner', 'TrainCB', 'ProgressCB', 'TrainLearner', 'MomentumLearner', 'LRFinderCB',
            'StopOnNaNCB']
 
-# %% ../nbs/09_learner.ipynb #19a323ea
+# %% ../nbs/09_learner.ipynb #bc1db015
 import difflib, math, os, pickle, tempfile, time, warnings
 from collections.abc import Mapping
 from copy import deepcopy
@@ -30,7 +30,7 @@ from torch.optim.lr_scheduler import ExponentialLR
 
 from .conv import def_device, to_device
 
-# %% ../nbs/09_learner.ipynb #831ef7d8
+# %% ../nbs/09_learner.ipynb #296ac07d
 class CancelFitException(Exception):
     "Raise in a callback to end the fit: `after_fit` is skipped, `cleanup_fit` still runs"
 class CancelEpochException(Exception):
@@ -73,13 +73,13 @@ def run_cbs(cbs:list, # callbacks, each with an `order`
         except _cancels: raise
         except BaseException as e: _note(e, cb, method_nm); raise
 
-# %% ../nbs/09_learner.ipynb #a78c76c8
+# %% ../nbs/09_learner.ipynb #5450379e
 class SingleBatchCB(Callback):
     "Stop the fit after the first batch (`order` 1, so order-0 callbacks see that batch first)"
     order = 1
     def after_batch(self): raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #b027be00
+# %% ../nbs/09_learner.ipynb #f1602529
 def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
           ):
     "Detach the tensors in `x` and copy them to the CPU, turning float16/bfloat16 into float32; containers keep their type"
@@ -91,7 +91,7 @@ def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
     if isinstance(x, (list, tuple)): return type(x)(to_cpu(o) for o in x)
     return x
 
-# %% ../nbs/09_learner.ipynb #eb3edcf2
+# %% ../nbs/09_learner.ipynb #2c4922f5
 class MetricsCB(Callback):
     "Track metrics `ms` (named after their class) and `metrics` (named by keyword), and the loss; log them each epoch"
     def __init__(self, *ms, **metrics):
@@ -140,7 +140,7 @@ class MetricsCB(Callback):
     def _log(self, d): 
         if not self.quiet: print(d)
 
-# %% ../nbs/09_learner.ipynb #c9c2eed3
+# %% ../nbs/09_learner.ipynb #8955dca7
 class DeviceCB(Callback):
     "Move the model to `device` before the fit and each batch before it runs (`device=None`: `def_device()` at fit time)"
     def __init__(self, device=None): self.device = device
@@ -151,7 +151,7 @@ class DeviceCB(Callback):
         if opt is not None and opt.state: opt.load_state_dict(opt.state_dict())   # moves state to the params' device
     def before_batch(self): self.learn.batch = to_device(self.learn.batch, self.dev)
 
-# %% ../nbs/09_learner.ipynb #0585732f
+# %% ../nbs/09_learner.ipynb #68ec2821
 _levels = ('fit', 'epoch', 'batch')
 _cancel = dict(zip(_levels, _cancels))      # level -> the exception that cancels it
 _steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
@@ -390,7 +390,7 @@ class Learner:
     @property
     def training(self): return self.model.training
 
-# %% ../nbs/09_learner.ipynb #b713fd85
+# %% ../nbs/09_learner.ipynb #d4bfca32
 class TrainCB(Callback):
     "The standard steps: the first `n_inp` items of the batch go to the model, the rest to the loss function"
     def __init__(self, n_inp:int=1): # how many items of each batch are model inputs
@@ -401,7 +401,7 @@ class TrainCB(Callback):
     def step(self): self.learn.opt.step()
     def zero_grad(self): self.learn.opt.zero_grad()
 
-# %% ../nbs/09_learner.ipynb #bd509935
+# %% ../nbs/09_learner.ipynb #9fe0ad70
 class ProgressCB(Callback):
     "Progress bars for epochs and batches, the metrics as a table, the loss as a comment and optionally a live plot"
     order = MetricsCB.order+1
@@ -412,7 +412,11 @@ class ProgressCB(Callback):
                 ): self.plot,self.console,self.every = plot,console,every
 
     def before_fit(self):
-        console = not in_notebook() if self.console is None else self.console
+        nb = in_notebook()
+        console = not nb if self.console is None else self.console
+        if not console and not nb:
+            warnings.warn("ProgressCB(console=False): HTML progress bars need Jupyter; showing text bars", stacklevel=2)
+            console = True
         self.mbar = (ConsoleMasterBar if console else NBMasterBar)(self.learn.epochs)
         self.learn.epochs = self.mbar
         self.pbar,self.first,self.done,self.next_t = None,True,False,0.
@@ -466,7 +470,7 @@ class ProgressCB(Callback):
         elif not self.done: print()                  # end the half-written console line
         self.mbar = self.pbar = None
 
-# %% ../nbs/09_learner.ipynb #51c630f8
+# %% ../nbs/09_learner.ipynb #bfe9dd25
 class TrainLearner(Learner):
     "A `Learner` with the standard steps built in: the model takes `batch[0]`, the loss takes the predictions and `batch[1]`"
     def predict(self): self.preds = self.model(self.batch[0])
@@ -493,7 +497,7 @@ class MomentumLearner(TrainLearner):
             for p in self.model.parameters():
                 if p.grad is not None: p.grad.mul_(self.mom)
 
-# %% ../nbs/09_learner.ipynb #95c63829
+# %% ../nbs/09_learner.ipynb #d3391c00
 class LRFinderCB(Callback):
     "Multiply the lr by `gamma` each batch; stop when the loss passes `max_mult` times its minimum (or is NaN); plot"
     def __init__(self, gamma:float=1.3, # lr multiplier per batch
@@ -554,7 +558,7 @@ def lr_find(self:Learner, start_lr:float=1e-5, # the first learning rate tried
         self.opt,self._keep_opt = opt,keep
     return cb.suggestion()
 
-# %% ../nbs/09_learner.ipynb #b8334e42
+# %% ../nbs/09_learner.ipynb #e2e0d6de
 class StopOnNaNCB(Callback):
     "Stop the fit (with a warning) at the first batch whose loss is NaN or infinite; reads the loss every batch"
     def after_loss(self):
@@ -564,7 +568,7 @@ class StopOnNaNCB(Callback):
                           "stopping the fit. Lower the learning rate (learn.lr_find() suggests one)", stacklevel=2)
             raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #e02bfd93
+# %% ../nbs/09_learner.ipynb #0e78b4e3
 @patch
 def get_preds(self:Learner, dl=None, # a DataLoader of (x, y, ...) batches; default `self.dls.valid`
              ) -> tuple:
@@ -621,7 +625,7 @@ def load(self:Learner, path, # a file written by `Learner.save`
         self._keep_opt = True
     return self
 
-# %% ../nbs/09_learner.ipynb #f92cc164
+# %% ../nbs/09_learner.ipynb #98964e3f
 @patch
 def show_training_loop(self:Learner):
     "Print the events and steps of a fit in order, with the callbacks that handle each"
