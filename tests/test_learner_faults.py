@@ -314,3 +314,11 @@ def test_lr_find_with_metrics_progress_and_hooks(capsys):
     assert out.endswith('\n')
     before = valid_loss(learn); learn.fit(2, lr=lr*10)
     assert valid_loss(learn) < before
+
+@pytest.mark.parametrize('exc', [CancelFitException, CancelEpochException, CancelBatchException])
+def test_cancel_with_hooks_and_bars(exc, capsys):
+    "The course's loop skipped cleanup on a cancel, so hooks leaked: here every cancel leaves no hook and closed bars"
+    learn = learner()
+    first, last = Log(-30), Log(30)
+    learn.fit(2, cbs=[first, raiser('after_batch', exc, lambda l: l.training and l.iter == 1), last])
+    check_recovers(learn, capsys, first, last)
