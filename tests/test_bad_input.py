@@ -253,3 +253,16 @@ def test_fit_one_cycle_bad_input():
     with pytest.raises(ValueError, match='pct_start is the share of training'): learner().fit_one_cycle(1, pct_start=1.5)
     with pytest.raises(ValueError, match='would apply it twice: pass moms=None'):
         MomentumLearner(tiny_model(), tiny_dls(), F.cross_entropy).fit_one_cycle(1)
+
+def test_lsuv_init_failures_leave_no_hook():
+    "LSUV on a module that is not in the model, or on an input that makes the output constant: a message, no hook left"
+    init = pytest.importorskip('miniai.init')
+    model, stray = tiny_model(), nn.ReLU()
+    xb = tiny_data()[0]
+    with pytest.raises(ValueError, match='ReLU did not run in the forward pass: is it part of the model'):
+        init.lsuv_init(model, model[0], stray, xb)
+    with torch.no_grad(): model[0].bias.zero_()
+    with pytest.raises(ValueError, match='has std 0.0: its input is constant'):
+        init.lsuv_init(model, model[0], model[1], torch.zeros(16, 4))   # zero input, zero bias: the ReLU outputs 0
+    assert all(not m._forward_hooks for m in [*model.modules(), stray])
+    with pytest.raises(TypeError, match='ReLU has no weight to rescale'): init.lsuv_init(model, model[1], model[1], xb)
