@@ -1,18 +1,19 @@
 """Property-based tests (hypothesis, derandomized in conftest.py): the invariants of the batch pipeline, of moving
-nested batches between devices, and of the hyperparameter schedules.
+nested batches between devices and of the hyperparameter schedules; and oracle tests, where PIL (PNG decoding), the
+per-item data path, or PyTorch's functional norms give the right answer for random inputs.
 
 The samplers checked are the ones the package uses: `TensorLoader`'s per-epoch `randperm` index and slicing, and the
-torch `RandomSampler`/`BatchSampler` behind `get_dls`. (04's hand-built `Sampler`/`BatchSampler` are notebook drafts,
-not exported; that notebook checks them against these.)"""
-import math
+torch `RandomSampler`/`BatchSampler` behind `get_dls`. (04's hand-built `Sampler`/`BatchSampler` are drafts inside
+that notebook, not exported; the notebook has its own assertions for them.)"""
+import io, math, struct, zlib
 from collections import OrderedDict, namedtuple
 
-import pytest, torch
+import numpy as np, pytest, torch, torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
 
 from miniai.conv import to_device
-from miniai.datasets import TensorLoader, collate_dict, take_rows
+from miniai.datasets import TensorLoader, collate_dict, decode_images, take_rows
 from miniai.learner import to_cpu
 from miniai.training import Dataset, collate, fetch_batch, get_dls
 
@@ -213,9 +214,6 @@ def test_one_cycle_schedule(start, high, end, pct):
 
 # --- the vectorised PNG decoder of the fast data path, with PIL as the oracle ------------------------------------
 
-import struct, zlib, io
-import numpy as np
-from miniai.datasets import decode_images
 
 def _paeth(a, b, c):
     p = a + b - c
@@ -279,3 +277,52 @@ def test_from_dd_fast_path_equals_per_item_path(n, nv, bs, mode, seed):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     key = lambda dl: torch.cat([xb.flatten(1) for xb, _ in dl]).sum(1).sort().values   # shuffled: compare as multisets
     assert torch.equal(key(fast.train), key(slow.train)) and len(key(fast.train)) == n
+
+# --- normalization layers from scratch (nbs/11), with PyTorch's functional versions as oracles -----------------------
+
+try: import miniai.init as init_mod
+except ImportError: init_mod = None
+needs_init = pytest.mark.skipif(init_mod is None, reason='miniai.init (nbs/11_initializing) is not there yet')
+acts = st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.integers(0, 2**16))
+
+def rand_acts(bs, nf, h, w, seed, scale=3.):
+    return torch.randn(bs, nf, h, w, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)*scale + 1.
+
+@needs_init
+@given(shape=acts.filter(lambda s: s[0]*s[2]*s[3] >= 2), mom=st.floats(0.01, 1.), steps=st.integers(1, 3))
+def test_batchnorm_matches_torch(shape, mom, steps):
+    "Training output, running mean and (unbiased) running variance after a few batches, then the eval output"
+    bs, nf, h, w, seed = shape
+    bn = init_mod.BatchNorm(nf, mom=mom).double()
+    rm, rv = torch.zeros(nf, dtype=torch.float64), torch.ones(nf, dtype=torch.float64)
+    for i in range(steps):
+        x = rand_acts(bs, nf, h, w, seed + i)
+        ref = F.batch_norm(x, rm, rv, training=True, momentum=mom, eps=1e-5)
+        assert torch.allclose(bn(x), ref, atol=1e-9)
+    assert torch.allclose(bn.means.flatten(), rm, atol=1e-9) and torch.allclose(bn.vars.flatten(), rv, atol=1e-9)
+    bn.eval()
+    x = rand_acts(bs, nf, h, w, seed + 99)
+    assert torch.allclose(bn(x), F.batch_norm(x, rm, rv, training=False, eps=1e-5), atol=1e-9)
+
+@needs_init
+@given(shape=acts)
+def test_layernorm_matches_torch(shape):
+    bs, nf, h, w, seed = shape
+    x = rand_acts(bs, nf, h, w, seed)
+    assert torch.allclose(init_mod.LayerNorm(nf).double()(x), F.layer_norm(x, x.shape[1:], eps=1e-5), atol=1e-9)
+
+@needs_init
+@given(shape=acts.filter(lambda s: s[2]*s[3] >= 2))
+def test_instancenorm_matches_torch(shape):
+    bs, nf, h, w, seed = shape
+    x = rand_acts(bs, nf, h, w, seed)
+    assert torch.allclose(init_mod.InstanceNorm(nf).double()(x), F.instance_norm(x, eps=1e-5), atol=1e-9)
+
+@needs_init
+@given(shape=acts, bad=st.integers(1, 3))
+def test_norm_layers_name_a_wrong_channel_count(shape, bad):
+    bs, nf, h, w, seed = shape
+    x = rand_acts(bs, nf + bad, h, w, seed)
+    for cls in (init_mod.BatchNorm, init_mod.LayerNorm, init_mod.InstanceNorm, init_mod.RunningBatchNorm):
+        with pytest.raises(ValueError, match=rf'{cls.__name__}\({nf}\) expects activations of shape \(bs, {nf}, h, w\)'):
+            cls(nf)(x)
