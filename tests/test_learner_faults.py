@@ -117,7 +117,7 @@ def test_keyboard_interrupt_mid_epoch(event, capsys):
     first, last, snap = Log(-30), Log(30), Snapshot()
     when = lambda l: l.epoch == 1 and l.training and l.iter == 2
     if event == 'after_epoch': when = lambda l: l.epoch == 1 and l.training
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=f"raised in callback Raiser during event '{event}'"):
         learn.fit(3, cbs=[first, snap, raiser(event, KeyboardInterrupt, when), last])
     n_steps = {'before_batch': 6, 'predict': 6, 'after_predict': 6, 'after_loss': 6, 'after_backward': 6,
                'after_batch': 7, 'after_epoch': 8}[event]   # epoch 0: 4 steps; epoch 1: batches 0, 1 (and 2)
