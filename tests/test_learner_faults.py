@@ -322,3 +322,44 @@ def test_cancel_with_hooks_and_bars(exc, capsys):
     first, last = Log(-30), Log(30)
     learn.fit(2, cbs=[first, raiser('after_batch', exc, lambda l: l.training and l.iter == 1), last])
     check_recovers(learn, capsys, first, last)
+
+# --- the data fails mid-epoch ----------------------------------------------------------------------------------
+
+class FlakyTfm:
+    "A batch transform that raises on its `at`-th call, once"
+    def __init__(self, at): self.at, self.n = at, 0
+    def __call__(self, b):
+        self.n += 1
+        if self.n == self.at: raise OSError('disk read failed (simulated)')
+        return b
+
+def test_data_error_mid_epoch(capsys):
+    "A batch that cannot be loaded (epoch 0, third training batch): the guarantees hold and the next fit trains"
+    learn = learner()
+    learn.dls.train.tfm = FlakyTfm(3)
+    first, last = Log(-30), Log(30)
+    with pytest.raises(OSError, match='disk read failed'): learn.fit(2, cbs=[first, last])
+    assert first.n['after_step'] == 2 and first.n['cleanup_epoch'] == 1
+    check_recovers(learn, capsys, first, last)
+
+class FlakyItems(torch.utils.data.Dataset):
+    "Items of tiny_data; item 37 cannot be read"
+    def __init__(self, x, y): self.x, self.y = x, y
+    def __len__(self): return len(self.x)
+    def __getitem__(self, i):
+        if i == 37: raise OSError(f'cannot read item {i} (simulated)')
+        return self.x[i], self.y[i]
+
+def test_worker_error_mid_epoch(capsys):
+    "The same with DataLoader worker processes: the worker's error reaches the fit, and a new fit starts new workers"
+    from conftest import tiny_data
+    from miniai.datasets import DataLoaders
+    from miniai.training import Dataset, get_dls
+    xt, yt, xv, yv = tiny_data()
+    trn, val = get_dls(FlakyItems(xt, yt), Dataset(xv, yv), 16, num_workers=2)
+    learn = learner()
+    learn.dls = DataLoaders(trn, val)
+    first, last = Log(-30), Log(30)
+    with pytest.raises(OSError, match=r'cannot read item 37'): learn.fit(1, cbs=[first, last])
+    learn.dls = DataLoaders(get_dls(Dataset(xt, yt), Dataset(xv, yv), 16, num_workers=2)[0], val)
+    check_recovers(learn, capsys, first, last)
