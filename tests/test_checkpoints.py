@@ -91,3 +91,25 @@ def test_loaded_model_gives_the_same_predictions(tmp_path):
     pa, ta = learn.get_preds(); pb, tb = other.get_preds()
     assert torch.equal(pa, pb) and torch.equal(ta, tb)
     assert valid_loss(other) == valid_loss(learn)
+
+@pytest.mark.xfail(strict=True, reason="lr_find after load trains with the loaded optimizer (Learner._make_opt keeps it) "
+                   "and so changes its state (Adam moments, step counts); the fit after it no longer continues from "
+                   "the checkpoint; fix pending in nbs/09 (lr_find: set self._keep_opt=False before its fit)")
+def test_lr_find_between_load_and_fit_keeps_the_loaded_optimizer(tmp_path):
+    "load -> lr_find -> fit: the LR finder restores the weights and the loaded optimizer, so the fit continues from both"
+    learn = learner(); learn.fit(1); learn.save(tmp_path/'m.pth')
+    a, b = learner(seed=1).load(tmp_path/'m.pth'), learner(seed=2).load(tmp_path/'m.pth')
+    a.lr_find(plot=False)
+    assert same_params(params(a.model), params(b.model))
+    torch.manual_seed(3); a.fit(1)
+    torch.manual_seed(3); b.fit(1)
+    assert same_params(params(a.model), params(b.model))
+    assert {int(s['step']) for s in a.opt.state_dict()['state'].values()} == {8}
+
+def test_get_preds_restores_the_mode_after_an_error():
+    class Fails(nn.Module):
+        def forward(self, x): raise RuntimeError('forward failed')
+    learn = TrainLearner(Fails(), tiny_dls(), F.cross_entropy)
+    learn.model.train()
+    with pytest.raises(RuntimeError, match='forward failed'): learn.get_preds()
+    assert learn.model.training
