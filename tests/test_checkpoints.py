@@ -113,3 +113,15 @@ def test_get_preds_restores_the_mode_after_an_error():
     learn.model.train()
     with pytest.raises(RuntimeError, match='forward failed'): learn.get_preds()
     assert learn.model.training
+
+@pytest.mark.xfail(strict=True, reason="MomentumLearner keeps its momentum in the parameters' .grad, which save does not "
+                   "write: a loaded MomentumLearner restarts its momentum from zero; fix pending in nbs/09 (save the "
+                   "non-None grads in the checkpoint and restore them in load, or document it)")
+def test_momentum_learner_round_trip(tmp_path):
+    from miniai.learner import MomentumLearner
+    a = MomentumLearner(tiny_model(0), tiny_dls(), F.cross_entropy, lr=0.1); a.fit(1)
+    a.save(tmp_path/'m.pth')
+    b = MomentumLearner(tiny_model(1), tiny_dls(), F.cross_entropy, lr=0.1).load(tmp_path/'m.pth')
+    torch.manual_seed(3); a.fit(1)
+    torch.manual_seed(3); b.fit(1)
+    assert same_params(params(a.model), params(b.model))
