@@ -363,3 +363,14 @@ def test_worker_error_mid_epoch(capsys):
     with pytest.raises(OSError, match=r'cannot read item 37'): learn.fit(1, cbs=[first, last])
     learn.dls = DataLoaders(get_dls(Dataset(xt, yt), Dataset(xv, yv), 16, num_workers=2)[0], val)
     check_recovers(learn, capsys, first, last)
+
+@pytest.mark.skipif(ActivationStats is None, reason='miniai.activations is not there yet')
+def test_activation_stats_count_exactly_the_batches_run():
+    "Stats are recorded for the training batches that ran their forward pass, not for cancelled or validation ones"
+    st = ActivationStats(fc.risinstance(nn.Linear))
+    learn = TrainLearner(tiny_model(), tiny_dls(), F.cross_entropy, lr=0.3, cbs=[st])
+    learn.fit(2, cbs=raiser('before_batch', CancelBatchException, lambda l: l.training and l.epoch == 1 and l.iter == 2))
+    assert [len(h.stats[0]) for h in st] == [2*N_TRN - 1]*2
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit(2, cbs=raiser('after_loss', KeyboardInterrupt, lambda l: l.training and l.iter == 1))
+    assert [len(h.stats[0]) for h in st] == [2]*2 and hooks_left(learn.model) == 0
