@@ -7,6 +7,7 @@ torch `RandomSampler`/`BatchSampler` behind `get_dls`. (04's hand-built `Sampler
 that notebook, not exported; the notebook has its own assertions for them.)"""
 import io, math, struct, zlib
 from collections import OrderedDict, namedtuple
+from functools import partial
 
 import numpy as np, pytest, torch, torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
@@ -326,3 +327,22 @@ def test_norm_layers_name_a_wrong_channel_count(shape, bad):
     for cls in (init_mod.BatchNorm, init_mod.LayerNorm, init_mod.InstanceNorm, init_mod.RunningBatchNorm):
         with pytest.raises(ValueError, match=rf'{cls.__name__}\({nf}\) expects activations of shape \(bs, {nf}, h, w\)'):
             cls(nf)(x)
+
+@needs_ann
+@settings(max_examples=6)
+@given(n_epochs=st.integers(1, 3), pct=st.floats(0.1, 0.9), lr_max=st.floats(0.01, 1.))
+def test_fit_one_cycle_sets_the_scheduled_rates(n_epochs, pct, lr_max):
+    "The rates the optimizer really had, batch by batch: start, peak, end and bounds of the one-cycle schedule"
+    from torch import optim
+    from miniai.learner import TrainLearner
+    from conftest import tiny_dls, tiny_model
+    rec = ann.Recorder('lr', 'mom')
+    learn = TrainLearner(tiny_model(), tiny_dls(), F.cross_entropy, opt_func=partial(optim.SGD, momentum=0.9), cbs=[rec])
+    learn.fit_one_cycle(n_epochs, lr_max=lr_max, pct_start=pct)
+    lrs, moms, n = rec.lrs, rec.hps['mom'], 4*n_epochs
+    assert len(lrs) == len(moms) == n
+    assert math.isclose(lrs[0], lr_max/25) and math.isclose(lrs[-1], lr_max/1e5, rel_tol=1e-6)
+    assert all(lr_max/1e5*(1-1e-9) <= v <= lr_max*(1+1e-9) for v in lrs)
+    peak = max(range(n), key=lrs.__getitem__)
+    assert abs(peak/(n-1) - pct) <= 1/(n-1) + 1e-9                    # the peak is at the batch nearest pct_start
+    assert math.isclose(moms[0], 0.95) and math.isclose(moms[-1], 0.95) and min(moms) >= 0.85 - 1e-9
