@@ -34,7 +34,8 @@ def conv(ni:int,            # input channels
         )->nn.Sequential:
     "An `nn.Conv2d` from `ni` to `nf` channels with kernel `ks`, `stride` and padding `ks//2`, then `norm`, then `act`"
     for nm,v in (('ni',ni), ('nf',nf), ('ks',ks), ('stride',stride)):
-        if not isinstance(v, int) or v < 1: raise ValueError(f"`{nm}` must be a positive int, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:   # a bool here is usually `act` passed one place early
+            raise ValueError(f"`{nm}` must be a positive int, got {v!r}")
     if bias is None: bias = norm is None
     layers = [nn.Conv2d(ni, nf, ks, stride=stride, padding=ks//2, bias=bias)]
     if norm: layers.append(_layer('norm', norm, nf))
