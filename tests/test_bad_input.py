@@ -297,3 +297,11 @@ def test_optimizer_instance_as_opt_func():
 
 def test_model_without_parameters():
     with pytest.raises(ValueError, match='empty parameter list'): learner(model=nn.ReLU()).fit(1)
+
+def test_conv_bad_arguments():
+    "`conv(3, 8, 3, True)` (act=True one slot early) used to build a stride-1 conv silently"
+    from miniai.conv import conv
+    with pytest.raises(ValueError, match='`stride` must be a positive int, got True'): conv(3, 8, 3, True)
+    with pytest.raises(ValueError, match='`ks` must be a positive int, got 2.5'): conv(3, 8, ks=2.5)
+    with pytest.raises(TypeError, match=r'`act` got the module instance ReLU\(\); pass the class'): conv(3, 8, act=nn.ReLU())
+    with pytest.raises(TypeError, match=r'\(`nn.ReLU`, not `F.relu`\)'): conv(3, 8, act=F.relu)
