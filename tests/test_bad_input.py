@@ -269,27 +269,18 @@ def test_lsuv_init_failures_leave_no_hook():
 
 # --- Learner arguments of the wrong kind ----------------------------------------------------------------------
 
-_args = pytest.mark.xfail(strict=True, reason="Learner does not check its arguments: a plain loader as dls, a missing "
-                          "validation loader, a function as model, a non-callback in cbs, an optimizer instance as "
-                          "opt_func fail later with Python's generic AttributeError/TypeError; fix pending in nbs/09")
-
-@_args
 def test_dls_that_is_not_a_dataloaders():
     with pytest.raises(TypeError, match=r'DataLoaders\('): learner(dls=tiny_dls().train).fit(1)
 
-@_args
 def test_missing_validation_loader():
     with pytest.raises((TypeError, ValueError), match=r'valid'): learner(dls=DataLoaders(tiny_dls().train, None)).fit(1)
 
-@_args
 def test_model_that_is_not_a_module():
     with pytest.raises(TypeError, match=r'nn\.Module'): learner(model=lambda x: x)
 
-@_args
 def test_callback_that_is_not_a_callback():
     with pytest.raises(TypeError, match=r'Callback'): learner(cbs=[lambda: None])
 
-@_args
 def test_optimizer_instance_as_opt_func():
     model = tiny_model()
     with pytest.raises(TypeError, match=r'opt_func.*class'):

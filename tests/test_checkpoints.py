@@ -92,9 +92,6 @@ def test_loaded_model_gives_the_same_predictions(tmp_path):
     assert torch.equal(pa, pb) and torch.equal(ta, tb)
     assert valid_loss(other) == valid_loss(learn)
 
-@pytest.mark.xfail(strict=True, reason="lr_find after load trains with the loaded optimizer (Learner._make_opt keeps it) "
-                   "and so changes its state (Adam moments, step counts); the fit after it no longer continues from "
-                   "the checkpoint; fix pending in nbs/09 (lr_find: set self._keep_opt=False before its fit)")
 def test_lr_find_between_load_and_fit_keeps_the_loaded_optimizer(tmp_path):
     "load -> lr_find -> fit: the LR finder restores the weights and the loaded optimizer, so the fit continues from both"
     learn = learner(); learn.fit(1); learn.save(tmp_path/'m.pth')
@@ -114,9 +111,6 @@ def test_get_preds_restores_the_mode_after_an_error():
     with pytest.raises(RuntimeError, match='forward failed'): learn.get_preds()
     assert learn.model.training
 
-@pytest.mark.xfail(strict=True, reason="MomentumLearner keeps its momentum in the parameters' .grad, which save does not "
-                   "write: a loaded MomentumLearner restarts its momentum from zero; fix pending in nbs/09 (save the "
-                   "non-None grads in the checkpoint and restore them in load, or document it)")
 def test_momentum_learner_round_trip(tmp_path):
     from miniai.learner import MomentumLearner
     a = MomentumLearner(tiny_model(0), tiny_dls(), F.cross_entropy, lr=0.1); a.fit(1)
