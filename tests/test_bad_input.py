@@ -296,3 +296,11 @@ def test_conv_bad_arguments():
     with pytest.raises(ValueError, match='`ks` must be a positive int, got 2.5'): conv(3, 8, ks=2.5)
     with pytest.raises(TypeError, match=r'`act` got the module instance ReLU\(\); pass the class'): conv(3, 8, act=nn.ReLU())
     with pytest.raises(TypeError, match=r'\(`nn.ReLU`, not `F.relu`\)'): conv(3, 8, act=F.relu)
+
+def test_device_cb_fixes_the_device_mismatch():
+    "The fix the device message suggests works: DeviceCB moves the model and every batch ('meta' stands in for a GPU)"
+    from miniai.learner import DeviceCB
+    learn = learner(cbs=[DeviceCB('meta')])
+    learn.fit(1)
+    assert next(learn.model.parameters()).device.type == 'meta'
+    assert learn.batch[0].device.type == 'meta' and learn.loss.device.type == 'meta'
