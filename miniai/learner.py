@@ -9,7 +9,7 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
            'MetricsCB', 'DeviceCB', 'Learner', 'TrainCB', 'ProgressCB', 'TrainLearner', 'MomentumLearner', 'LRFinderCB',
            'StopOnNaNCB']
 
-# %% ../nbs/09_learner.ipynb #bc1db015
+# %% ../nbs/09_learner.ipynb #86c28124
 import difflib, math, os, pickle, tempfile, time, warnings
 from collections.abc import Mapping
 from copy import deepcopy
@@ -30,7 +30,7 @@ from torch.optim.lr_scheduler import ExponentialLR
 
 from .conv import def_device, to_device
 
-# %% ../nbs/09_learner.ipynb #296ac07d
+# %% ../nbs/09_learner.ipynb #6605d847
 class CancelFitException(Exception):
     "Raise in a callback to end the fit: `after_fit` is skipped, `cleanup_fit` still runs"
 class CancelEpochException(Exception):
@@ -73,13 +73,13 @@ def run_cbs(cbs:list, # callbacks, each with an `order`
         except _cancels: raise
         except BaseException as e: _note(e, cb, method_nm); raise
 
-# %% ../nbs/09_learner.ipynb #5450379e
+# %% ../nbs/09_learner.ipynb #e4367495
 class SingleBatchCB(Callback):
     "Stop the fit after the first batch (`order` 1, so order-0 callbacks see that batch first)"
     order = 1
     def after_batch(self): raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #f1602529
+# %% ../nbs/09_learner.ipynb #de02f465
 def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
           ):
     "Detach the tensors in `x` and copy them to the CPU, turning float16/bfloat16 into float32; containers keep their type"
@@ -91,9 +91,10 @@ def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
     if isinstance(x, (list, tuple)): return type(x)(to_cpu(o) for o in x)
     return x
 
-# %% ../nbs/09_learner.ipynb #2c4922f5
+# %% ../nbs/09_learner.ipynb #28373932
 class MetricsCB(Callback):
     "Track metrics `ms` (named after their class) and `metrics` (named by keyword), and the loss; log them each epoch"
+    max_buf = 2**24     # predictions (number of elements) kept on the device before the metrics are updated
     def __init__(self, *ms, **metrics):
         for o in ms: metrics[type(o).__name__] = o
         self.metrics,self.history,self.last = metrics,[],{}
@@ -105,11 +106,24 @@ class MetricsCB(Callback):
 
     def before_epoch(self):
         for m in self.metrics.values(): m.reset()
-        self.loss_sum,self.n = 0.,0
+        self.preds,self.targs,self.losses,self.n,self.buf = [],[],{},0,0
 
     def after_batch(self):
-        preds,yb = self.learn.preds.detach(),self.learn.batch[1]
-        if preds.device != self._dev:   # metrics live where the predictions are: no copy per batch
+        yb = self.learn.batch[1]
+        n = len(yb)
+        self.losses.setdefault(n, []).append(self.learn.loss.detach())    # batch losses, grouped by batch size
+        self.preds.append(self.learn.preds.detach()); self.targs.append(yb)
+        self.buf += self.preds[-1].numel()
+        first = self.n == 0
+        self.n += n
+        if first or self.buf >= self.max_buf: self._update()   # the first batch goes straight in: errors show early
+
+    def _update(self):
+        "Update the metrics with the batches kept since the last update (one `update` call for all of them)"
+        if not self.preds: return
+        preds,yb = (torch.cat(o) if len(o) > 1 else o[0] for o in (self.preds, self.targs))
+        self.preds,self.targs,self.buf = [],[],0
+        if preds.device != self._dev:   # metrics live where the predictions are: no copies
             self._dev = preds.device
             for m in self.metrics.values():
                 if hasattr(m, 'to'): m.to(self._dev)
@@ -119,14 +133,12 @@ class MetricsCB(Callback):
                 e.add_note(f"metric {k!r} ({type(m).__name__}) got preds of shape {tuple(preds.shape)} and targets of "
                            f"shape {tuple(yb.shape)}: check that the model's output is what this metric expects")
                 raise
-        n = len(yb)
-        self.loss_sum += self.learn.loss.detach()*n
-        self.n += n
 
     def after_epoch(self):
+        self._update()
         if not self.n: return
         vals = {k:float(m.compute()) for k,m in self.metrics.items()}
-        vals['loss'] = float(self.loss_sum/self.n)
+        vals['loss'] = float(sum(torch.stack(ls).sum()*n for n,ls in self.losses.items())/self.n)
         self.last = vals
         if not math.isfinite(vals['loss']):
             warnings.warn(f"the average {'training' if self.training else 'validation'} loss of epoch {self.learn.epoch} "
@@ -140,7 +152,7 @@ class MetricsCB(Callback):
     def _log(self, d): 
         if not self.quiet: print(d)
 
-# %% ../nbs/09_learner.ipynb #8955dca7
+# %% ../nbs/09_learner.ipynb #ae73136a
 class DeviceCB(Callback):
     "Move the model to `device` before the fit and each batch before it runs (`device=None`: `def_device()` at fit time)"
     def __init__(self, device=None): self.device = device
@@ -151,7 +163,7 @@ class DeviceCB(Callback):
         if opt is not None and opt.state: opt.load_state_dict(opt.state_dict())   # moves state to the params' device
     def before_batch(self): self.learn.batch = to_device(self.learn.batch, self.dev)
 
-# %% ../nbs/09_learner.ipynb #68ec2821
+# %% ../nbs/09_learner.ipynb #3ff025c4
 _levels = ('fit', 'epoch', 'batch')
 _cancel = dict(zip(_levels, _cancels))      # level -> the exception that cancels it
 _steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
@@ -164,6 +176,8 @@ _cleanups = {f'cleanup_{lvl}' for lvl in _levels}
 def _check_cb(cb):
     "Raise if `cb` is a class, or has a method named like an event (or close to one) that does not exist"
     if isinstance(cb, type): raise TypeError(f"{cb.__name__} is a class: pass an instance, e.g. {cb.__name__}()")
+    if not hasattr(cb, 'order'):
+        raise TypeError(f"{cb!r} is not a Callback (it has no `order`): write callbacks as subclasses of Callback")
     for nm in dir(cb):
         if nm in _events or nm in _steps or nm.startswith('_'): continue
         near = difflib.get_close_matches(nm, _events+_steps, n=1, cutoff=0.85)   # befor_fit, afer_batch, get_los
@@ -206,6 +220,12 @@ class Learner:
                  cbs=None, # callbacks kept for every fit
                  opt_func=optim.SGD, # optimizer class, called as `opt_func(params, lr)`; None: bring your own `opt`
                 ):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}: wrap a function in a Module "
+                            "(e.g. a class with a forward method)")
+        if isinstance(opt_func, optim.Optimizer):
+            raise TypeError("opt_func must be an optimizer class such as optim.SGD (or a function making one from "
+                            f"params and lr), not an optimizer instance ({type(opt_func).__name__}): pass the class")
         self.model,self.dls,self.loss_func,self.lr,self.opt_func = model,dls,loss_func,lr,opt_func
         self.cbs,self.opt,self._keep_opt = [],None,False
         self._index()
@@ -295,6 +315,13 @@ class Learner:
         if n_epochs is None or isinstance(orig, bool) or n_epochs < 1:
             raise ValueError(f"n_epochs={orig!r}: fit needs a whole number of epochs, at least 1")
         if self._indexed != self.cbs: self._sync()
+        for part,used in (('train', train), ('valid', valid)):
+            if not used: continue
+            if not hasattr(self.dls, part):
+                raise TypeError(f"dls has no `.{part}`: pass DataLoaders(train_dl, valid_dl), not a "
+                                f"{type(self.dls).__name__}")
+            if getattr(self.dls, part) is None:
+                raise ValueError(f"dls.{part} is None: give DataLoaders a {part} loader, or fit({part}=False)")
         added = []
         try:
             for cb in fc.L(cbs): self.add_cb(cb); added.append(cb)
@@ -390,7 +417,7 @@ class Learner:
     @property
     def training(self): return self.model.training
 
-# %% ../nbs/09_learner.ipynb #d4bfca32
+# %% ../nbs/09_learner.ipynb #fde7e6e6
 class TrainCB(Callback):
     "The standard steps: the first `n_inp` items of the batch go to the model, the rest to the loss function"
     def __init__(self, n_inp:int=1): # how many items of each batch are model inputs
@@ -401,7 +428,7 @@ class TrainCB(Callback):
     def step(self): self.learn.opt.step()
     def zero_grad(self): self.learn.opt.zero_grad()
 
-# %% ../nbs/09_learner.ipynb #9fe0ad70
+# %% ../nbs/09_learner.ipynb #5e159486
 class ProgressCB(Callback):
     "Progress bars for epochs and batches, the metrics as a table, the loss as a comment and optionally a live plot"
     order = MetricsCB.order+1
@@ -470,7 +497,7 @@ class ProgressCB(Callback):
         elif not self.done: print()                  # end the half-written console line
         self.mbar = self.pbar = None
 
-# %% ../nbs/09_learner.ipynb #bfe9dd25
+# %% ../nbs/09_learner.ipynb #10b543d6
 class TrainLearner(Learner):
     "A `Learner` with the standard steps built in: the model takes `batch[0]`, the loss takes the predictions and `batch[1]`"
     def predict(self): self.preds = self.model(self.batch[0])
@@ -497,7 +524,7 @@ class MomentumLearner(TrainLearner):
             for p in self.model.parameters():
                 if p.grad is not None: p.grad.mul_(self.mom)
 
-# %% ../nbs/09_learner.ipynb #d3391c00
+# %% ../nbs/09_learner.ipynb #07f77fdd
 class LRFinderCB(Callback):
     "Multiply the lr by `gamma` each batch; stop when the loss passes `max_mult` times its minimum (or is NaN); plot"
     def __init__(self, gamma:float=1.3, # lr multiplier per batch
@@ -533,13 +560,15 @@ class LRFinderCB(Callback):
                   ) -> float:
         "A tenth of the lr at which the smoothed loss was lowest"
         if not self.losses: raise ValueError("the LR finder recorded no losses: was the training DataLoader empty?")
-        avg,best,lr_best = 0.,math.inf,self.lrs[0]
-        for i,(lr,l) in enumerate(zip(self.lrs, self.losses)):
+        avg,best,i_best = 0.,math.inf,0
+        for i,l in enumerate(self.losses):
             if not math.isfinite(l): break
             avg = beta*avg + (1-beta)*l
             smooth = avg/(1-beta**(i+1))
-            if smooth < best: best,lr_best = smooth,lr
-        return lr_best/10
+            if smooth < best: best,i_best = smooth,i
+        if i_best < 3: warnings.warn("the loss was lowest at the very start of the search, so the suggestion means "
+                                     "little: try a lower start_lr (or the model is already trained)", stacklevel=2)
+        return self.lrs[i_best]/10
 
 @patch
 def lr_find(self:Learner, start_lr:float=1e-5, # the first learning rate tried
@@ -548,17 +577,20 @@ def lr_find(self:Learner, start_lr:float=1e-5, # the first learning rate tried
             max_epochs:int=10, # stop after this many epochs if the loss never blew up
             plot:bool=True, # plot loss against lr
            ) -> float:
-    "Run the LR finder from `start_lr`; restore the weights and optimizer; return a suggested lr"
+    "Run the LR finder from `start_lr`; restore the weights, gradients and optimizer; return a suggested lr"
     state = deepcopy(self.model.state_dict())
+    grads = [None if p.grad is None else p.grad.clone() for p in self.model.parameters()]   # MomentumLearner's momentum
     opt,keep = self.opt,self._keep_opt
     self.lr_finder = cb = LRFinderCB(gamma, max_mult, plot)
+    self._keep_opt = False           # search with a fresh optimizer, even right after `load`
     try: self.fit(max_epochs, lr=start_lr, cbs=cb)
     finally:
         self.model.load_state_dict(state)
+        for p,g in zip(self.model.parameters(), grads): p.grad = g
         self.opt,self._keep_opt = opt,keep
     return cb.suggestion()
 
-# %% ../nbs/09_learner.ipynb #e2e0d6de
+# %% ../nbs/09_learner.ipynb #d910adb2
 class StopOnNaNCB(Callback):
     "Stop the fit (with a warning) at the first batch whose loss is NaN or infinite; reads the loss every batch"
     def after_loss(self):
@@ -568,7 +600,7 @@ class StopOnNaNCB(Callback):
                           "stopping the fit. Lower the learning rate (learn.lr_find() suggests one)", stacklevel=2)
             raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #0e78b4e3
+# %% ../nbs/09_learner.ipynb #f1337b5e
 @patch
 def get_preds(self:Learner, dl=None, # a DataLoader of (x, y, ...) batches; default `self.dls.valid`
              ) -> tuple:
@@ -593,6 +625,8 @@ def save(self:Learner, path, # file to write (its folder is created if needed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {'model': self.model.state_dict(), 'opt': None if self.opt is None else self.opt.state_dict()}
+    grads = [p.grad for p in self.model.parameters()]
+    if any(g is not None for g in grads): state['grads'] = grads    # e.g. MomentumLearner's momentum lives there
     fd,tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
@@ -617,6 +651,8 @@ def load(self:Learner, path, # a file written by `Learner.save`
         raise ValueError(f"{path} is not a Learner checkpoint (expected a dict with 'model' and 'opt'): "
                          "was it written by Learner.save?")
     self.model.load_state_dict(state['model'])
+    if 'grads' in state:
+        for p,g in zip(self.model.parameters(), state['grads']): p.grad = g
     if with_opt and state.get('opt') is not None:
         if self.opt is None:
             if self.opt_func is None: raise ValueError("the checkpoint has optimizer state but opt_func is None")
@@ -625,7 +661,7 @@ def load(self:Learner, path, # a file written by `Learner.save`
         self._keep_opt = True
     return self
 
-# %% ../nbs/09_learner.ipynb #98964e3f
+# %% ../nbs/09_learner.ipynb #fd19e9e2
 @patch
 def show_training_loop(self:Learner):
     "Print the events and steps of a fit in order, with the callbacks that handle each"
