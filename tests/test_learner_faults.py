@@ -1,9 +1,9 @@
 """Fault injection for miniai.learner: a callback that raises at every event and step, KeyboardInterrupt mid-epoch,
-NaN/inf losses, and the cancel exceptions at every level.
+NaN/inf losses, the cancel exceptions at every level, failing hooks and failing data, progress bars outside Jupyter.
 
 After each fault we check what a user needs to go on: the error names the callback and the event, every cleanup
 callback ran, no hook is left on the model, the progress bar is closed, and the same Learner trains again."""
-import math, warnings
+import math
 from collections import Counter
 
 import fastcore.all as fc, pytest, torch, torch.nn.functional as F
@@ -18,6 +18,10 @@ except ImportError: ActivationStats = None
 
 N_TRN, N_VAL = 4, 2     # batches per epoch of tiny_dls(): 64/16 training, 32/16 validation
 
+EVENTS = [f'{w}_{l}' for l in ('fit', 'epoch', 'batch') for w in ('before', 'after', 'cleanup')] + \
+         ['after_predict', 'after_loss', 'after_backward', 'after_step']
+STEPS = ['predict', 'get_loss', 'backward', 'step', 'zero_grad']
+
 class Boom(Exception): "The error our fault-injecting callbacks raise"
 
 class HookCB(Callback):
@@ -30,19 +34,13 @@ def hook_cb(): return ActivationStats(fc.risinstance(nn.Linear)) if ActivationSt
 class Log(Callback):
     "Count every event, first of all callbacks (`order` -30) or last of all (`order` 30)"
     def __init__(self, order=-30): self.order, self.n = order, Counter()
-for _nm in [f'{w}_{l}' for l in ('fit', 'epoch', 'batch') for w in ('before', 'after', 'cleanup')] + \
-           ['after_predict', 'after_loss', 'after_backward', 'after_step']:
-    setattr(Log, _nm, (lambda nm: lambda self: self.n.update([nm]))(_nm))
+for _nm in EVENTS: setattr(Log, _nm, (lambda nm: lambda self: self.n.update([nm]))(_nm))
 
 def raiser(event, exc=Boom, when=lambda learn: True, order=-20):
     "A callback (class `Raiser`) whose method `event` raises `exc` the first time `when(learn)` holds"
     def f(self):
         if not self.fired and when(self.learn): self.fired = True; raise exc(f'injected in {event}')
     return type('Raiser', (Callback,), {'order': order, 'fired': False, event: f})()
-
-EVENTS = [f'{w}_{l}' for l in ('fit', 'epoch', 'batch') for w in ('before', 'after', 'cleanup')] + \
-         ['after_predict', 'after_loss', 'after_backward', 'after_step']
-STEPS = ['predict', 'get_loss', 'backward', 'step', 'zero_grad']
 
 def learner(**kw):
     "Learner with the standard steps as a callback (so a step can be faulted too), metrics, progress bar and hooks"
