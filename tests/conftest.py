@@ -45,3 +45,7 @@ def same_params(a, b): return len(a) == len(b) and all(torch.equal(x, y) for x, 
 def hooks_left(model):
     "Number of forward (pre-)hooks still registered on any module of `model`"
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+def pytest_configure(config):
+    # torcheval (our metrics) still calls torch.jit.script, which PyTorch 2.13 deprecates: not ours to fix
+    config.addinivalue_line('filterwarnings', r'ignore:`torch\.jit\.script` is deprecated:DeprecationWarning')
