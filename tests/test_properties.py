@@ -346,3 +346,24 @@ def test_fit_one_cycle_sets_the_scheduled_rates(n_epochs, pct, lr_max):
     peak = max(range(n), key=lrs.__getitem__)
     assert abs(peak/(n-1) - pct) <= 1/(n-1) + 1e-9                    # the peak is at the batch nearest pct_start
     assert math.isclose(moms[0], 0.95) and math.isclose(moms[-1], 0.95) and min(moms) >= 0.85 - 1e-9
+
+# --- metrics: batch-wise accumulation equals the whole-set value ---------------------------------------------------
+
+@settings(max_examples=10)
+@given(n=st.integers(1, 70), bs=st.integers(1, 32), seed=st.integers(0, 2**16))
+def test_metrics_cb_equals_whole_set_metrics(n, bs, seed):
+    "MetricsCB's validation loss and accuracy, accumulated over uneven batches, equal those of the whole set at once"
+    from torcheval.metrics import MulticlassAccuracy
+    from miniai.datasets import DataLoaders
+    from miniai.learner import MetricsCB, TrainLearner
+    from conftest import tiny_model
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(n, 4, generator=g), torch.randint(0, 2, (n,), generator=g)
+    dls = DataLoaders(TensorLoader(x, y, bs=bs, shuffle=True), TensorLoader(x, y, bs=bs))
+    m = MetricsCB(acc=MulticlassAccuracy())
+    learn = TrainLearner(tiny_model(), dls, F.cross_entropy, lr=0.1, cbs=[m])
+    learn.fit(1)
+    with torch.no_grad(): out = learn.model(x)
+    assert math.isclose(m.last['loss'], F.cross_entropy(out, y).item(), rel_tol=1e-5, abs_tol=1e-6)
+    assert math.isclose(m.last['acc'], (out.argmax(1) == y).float().mean().item(), abs_tol=1e-6)
+    assert m.history[-1]['train'] == 'eval'
