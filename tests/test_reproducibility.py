@@ -66,14 +66,16 @@ class RandomAug(torch.utils.data.Dataset):
         return (torch.tensor([float(i), torch.rand(()).item(), float(np.random.rand()), random.random()]),
                 torch.tensor(-1 if info is None else info.id))
 
-def epochs_with_workers(seed, n_epochs=2):
+def epochs_with_workers(seed, n_epochs=2, **kw):
     set_seed(seed)
-    trn, _ = get_dls(RandomAug(), RandomAug(), 4, num_workers=2)
+    trn, _ = get_dls(RandomAug(), RandomAug(), 4, num_workers=2, **kw)
     return [torch.cat([xb for xb, _ in trn]) for _ in range(n_epochs)], [torch.cat([w for _, w in trn])]
 
-def test_dataloader_workers_are_seeded():
-    (e1, e2), (w,) = epochs_with_workers(7)
-    (f1, f2), _ = epochs_with_workers(7)
+@pytest.mark.parametrize('persistent', [False, True])
+def test_dataloader_workers_are_seeded(persistent):
+    "Fresh workers each epoch, or persistent ones (seeded once, their streams go on from epoch to epoch)"
+    (e1, e2), (w,) = epochs_with_workers(7, persistent_workers=persistent)
+    (f1, f2), _ = epochs_with_workers(7, persistent_workers=persistent)
     assert torch.equal(e1, f1) and torch.equal(e2, f2)                  # same seed: same order, same augmentations
     assert set(w.tolist()) == {0, 1}                                    # both workers served batches
     for e in (e1, e2):
@@ -81,5 +83,5 @@ def test_dataloader_workers_are_seeded():
         for col in (1, 2, 3): assert len(set(e[:, col].tolist())) == 24  # no two workers share a random stream
     for col in (1, 2, 3):                                               # a new epoch draws new values
         assert not set(e1[:, col].tolist()) & set(e2[:, col].tolist())
-    (g1, _), _ = epochs_with_workers(8)
+    (g1, _), _ = epochs_with_workers(8, persistent_workers=persistent)
     assert not torch.equal(e1, g1)
