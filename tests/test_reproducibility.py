@@ -4,8 +4,9 @@ What is seeded, and by what:
 - `set_seed(s)` (miniai.activations) seeds Python's `random`, NumPy and PyTorch (CPU and CUDA): weight init,
   `TensorLoader`'s shuffle (`torch.randperm`), torch `RandomSampler` and dropout all follow from it.
 - torch `DataLoader` workers (`get_dls(..., num_workers=k)`): PyTorch draws a base seed from the main process's torch
-  generator at each epoch and seeds `random`, NumPy and torch in worker `i` from `base + i`. So a seeded run repeats,
-  workers never share a random stream, and every epoch draws new augmentations.
+  generator when the workers start (each epoch; once with `persistent_workers=True`) and seeds `random`, NumPy and torch
+  in worker `i` from `base + i`. So a seeded run repeats, workers never share a random stream, and every epoch draws
+  new augmentations.
 - Not covered here: GPU kernels (cuDNN/cuBLAS) need `set_seed(s, deterministic=True)`; results across PyTorch versions
   or CPU types (different BLAS kernels) are not guaranteed to be bitwise equal."""
 import random
