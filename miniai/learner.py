@@ -9,7 +9,7 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
            'MetricsCB', 'DeviceCB', 'Learner', 'TrainCB', 'ProgressCB', 'TrainLearner', 'MomentumLearner', 'LRFinderCB',
            'StopOnNaNCB']
 
-# %% ../nbs/09_learner.ipynb #86c28124
+# %% ../nbs/09_learner.ipynb #cd45bed3
 import difflib, math, os, pickle, tempfile, time, warnings
 from collections.abc import Mapping
 from copy import deepcopy
@@ -30,7 +30,7 @@ from torch.optim.lr_scheduler import ExponentialLR
 
 from .conv import def_device, to_device
 
-# %% ../nbs/09_learner.ipynb #6605d847
+# %% ../nbs/09_learner.ipynb #567b0b59
 class CancelFitException(Exception):
     "Raise in a callback to end the fit: `after_fit` is skipped, `cleanup_fit` still runs"
 class CancelEpochException(Exception):
@@ -73,13 +73,13 @@ def run_cbs(cbs:list, # callbacks, each with an `order`
         except _cancels: raise
         except BaseException as e: _note(e, cb, method_nm); raise
 
-# %% ../nbs/09_learner.ipynb #e4367495
+# %% ../nbs/09_learner.ipynb #cc990b39
 class SingleBatchCB(Callback):
     "Stop the fit after the first batch (`order` 1, so order-0 callbacks see that batch first)"
     order = 1
     def after_batch(self): raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #de02f465
+# %% ../nbs/09_learner.ipynb #ed183315
 def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
           ):
     "Detach the tensors in `x` and copy them to the CPU, turning float16/bfloat16 into float32; containers keep their type"
@@ -91,7 +91,7 @@ def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
     if isinstance(x, (list, tuple)): return type(x)(to_cpu(o) for o in x)
     return x
 
-# %% ../nbs/09_learner.ipynb #28373932
+# %% ../nbs/09_learner.ipynb #cc3b73d5
 class MetricsCB(Callback):
     "Track metrics `ms` (named after their class) and `metrics` (named by keyword), and the loss; log them each epoch"
     max_buf = 2**24     # predictions (number of elements) kept on the device before the metrics are updated
@@ -112,10 +112,11 @@ class MetricsCB(Callback):
         yb = self.learn.batch[1]
         n = len(yb)
         self.losses.setdefault(n, []).append(self.learn.loss.detach())    # batch losses, grouped by batch size
-        self.preds.append(self.learn.preds.detach()); self.targs.append(yb)
-        self.buf += self.preds[-1].numel()
         first = self.n == 0
         self.n += n
+        if not self.metrics: return
+        self.preds.append(self.learn.preds.detach()); self.targs.append(yb)
+        self.buf += self.preds[-1].numel()
         if first or self.buf >= self.max_buf: self._update()   # the first batch goes straight in: errors show early
 
     def _update(self):
@@ -152,7 +153,7 @@ class MetricsCB(Callback):
     def _log(self, d): 
         if not self.quiet: print(d)
 
-# %% ../nbs/09_learner.ipynb #ae73136a
+# %% ../nbs/09_learner.ipynb #99ca47d3
 class DeviceCB(Callback):
     "Move the model to `device` before the fit and each batch before it runs (`device=None`: `def_device()` at fit time)"
     def __init__(self, device=None): self.device = device
@@ -163,7 +164,7 @@ class DeviceCB(Callback):
         if opt is not None and opt.state: opt.load_state_dict(opt.state_dict())   # moves state to the params' device
     def before_batch(self): self.learn.batch = to_device(self.learn.batch, self.dev)
 
-# %% ../nbs/09_learner.ipynb #3ff025c4
+# %% ../nbs/09_learner.ipynb #dc9dbcda
 _levels = ('fit', 'epoch', 'batch')
 _cancel = dict(zip(_levels, _cancels))      # level -> the exception that cancels it
 _steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
@@ -417,7 +418,7 @@ class Learner:
     @property
     def training(self): return self.model.training
 
-# %% ../nbs/09_learner.ipynb #fde7e6e6
+# %% ../nbs/09_learner.ipynb #2567b09c
 class TrainCB(Callback):
     "The standard steps: the first `n_inp` items of the batch go to the model, the rest to the loss function"
     def __init__(self, n_inp:int=1): # how many items of each batch are model inputs
@@ -428,7 +429,7 @@ class TrainCB(Callback):
     def step(self): self.learn.opt.step()
     def zero_grad(self): self.learn.opt.zero_grad()
 
-# %% ../nbs/09_learner.ipynb #5e159486
+# %% ../nbs/09_learner.ipynb #b0d2857d
 class ProgressCB(Callback):
     "Progress bars for epochs and batches, the metrics as a table, the loss as a comment and optionally a live plot"
     order = MetricsCB.order+1
@@ -467,8 +468,8 @@ class ProgressCB(Callback):
 
     def after_epoch(self):
         m = self.metrics
-        if m is not None and m.history and m.history[-1]['epoch'] == str(self.learn.epoch):
-            d = m.history[-1]
+        d = m.history[-1] if m is not None and m.history else {}
+        if d.get('epoch') == str(self.learn.epoch) and d.get('train') == ('train' if self.training else 'eval'):
             if self.first: self.mbar.write(list(d), table=True); self.first = False
             self.mbar.write([str(v) for v in d.values()], table=True)
             if self.plot and not self.training:
@@ -497,7 +498,7 @@ class ProgressCB(Callback):
         elif not self.done: print()                  # end the half-written console line
         self.mbar = self.pbar = None
 
-# %% ../nbs/09_learner.ipynb #10b543d6
+# %% ../nbs/09_learner.ipynb #dbf58c1a
 class TrainLearner(Learner):
     "A `Learner` with the standard steps built in: the model takes `batch[0]`, the loss takes the predictions and `batch[1]`"
     def predict(self): self.preds = self.model(self.batch[0])
@@ -524,7 +525,7 @@ class MomentumLearner(TrainLearner):
             for p in self.model.parameters():
                 if p.grad is not None: p.grad.mul_(self.mom)
 
-# %% ../nbs/09_learner.ipynb #07f77fdd
+# %% ../nbs/09_learner.ipynb #8732e2eb
 class LRFinderCB(Callback):
     "Multiply the lr by `gamma` each batch; stop when the loss passes `max_mult` times its minimum (or is NaN); plot"
     def __init__(self, gamma:float=1.3, # lr multiplier per batch
@@ -590,7 +591,7 @@ def lr_find(self:Learner, start_lr:float=1e-5, # the first learning rate tried
         self.opt,self._keep_opt = opt,keep
     return cb.suggestion()
 
-# %% ../nbs/09_learner.ipynb #d910adb2
+# %% ../nbs/09_learner.ipynb #44493472
 class StopOnNaNCB(Callback):
     "Stop the fit (with a warning) at the first batch whose loss is NaN or infinite; reads the loss every batch"
     def after_loss(self):
@@ -600,7 +601,7 @@ class StopOnNaNCB(Callback):
                           "stopping the fit. Lower the learning rate (learn.lr_find() suggests one)", stacklevel=2)
             raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #f1337b5e
+# %% ../nbs/09_learner.ipynb #caff7edb
 @patch
 def get_preds(self:Learner, dl=None, # a DataLoader of (x, y, ...) batches; default `self.dls.valid`
              ) -> tuple:
@@ -661,7 +662,7 @@ def load(self:Learner, path, # a file written by `Learner.save`
         self._keep_opt = True
     return self
 
-# %% ../nbs/09_learner.ipynb #fd19e9e2
+# %% ../nbs/09_learner.ipynb #c91ac633
 @patch
 def show_training_loop(self:Learner):
     "Print the events and steps of a fit in order, with the callbacks that handle each"
@@ -670,11 +671,12 @@ def show_training_loop(self:Learner):
         cbs = [type(cb).__name__ for cb,_ in self._by_event[nm]]
         if own is not None and nm in _steps: cbs = [f'{type(self).__name__}.{nm}']
         return ', '.join(cbs) or '-'
+    if self._indexed != self.cbs: self._sync()
     lines = ['before_fit', 'for each epoch: training pass, then validation pass', '  before_epoch', '  for each batch:',
              '    before_batch', '    predict', '    after_predict', '    get_loss', '    after_loss',
-             '    backward (training only)', '    after_backward', '    step', '    after_step', '    zero_grad',
-             '    after_batch', '    cleanup_batch (always)', '  after_epoch', '  cleanup_epoch (always)', 'after_fit',
-             'cleanup_fit (always)']
+             '    if training:', '      backward', '      after_backward', '      step', '      after_step',
+             '      zero_grad', '    after_batch', '    cleanup_batch (always)', '  after_epoch',
+             '  cleanup_epoch (always)', 'after_fit', 'cleanup_fit (always)']
     for l in lines:
         nm = l.split()[0]
         if nm in _events or nm in _steps: print(f'{l:<32}{who(nm)}')
