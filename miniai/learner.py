@@ -9,7 +9,7 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
            'MetricsCB', 'DeviceCB', 'Learner', 'TrainCB', 'ProgressCB', 'TrainLearner', 'MomentumLearner', 'LRFinderCB',
            'StopOnNaNCB']
 
-# %% ../nbs/09_learner.ipynb #cd45bed3
+# %% ../nbs/09_learner.ipynb #13772b75
 import difflib, math, os, pickle, tempfile, time, warnings
 from collections.abc import Mapping
 from copy import deepcopy
@@ -30,7 +30,7 @@ from torch.optim.lr_scheduler import ExponentialLR
 
 from .conv import def_device, to_device
 
-# %% ../nbs/09_learner.ipynb #567b0b59
+# %% ../nbs/09_learner.ipynb #be36af81
 class CancelFitException(Exception):
     "Raise in a callback to end the fit: `after_fit` is skipped, `cleanup_fit` still runs"
 class CancelEpochException(Exception):
@@ -73,13 +73,13 @@ def run_cbs(cbs:list, # callbacks, each with an `order`
         except _cancels: raise
         except BaseException as e: _note(e, cb, method_nm); raise
 
-# %% ../nbs/09_learner.ipynb #cc990b39
+# %% ../nbs/09_learner.ipynb #093d1b3f
 class SingleBatchCB(Callback):
     "Stop the fit after the first batch (`order` 1, so order-0 callbacks see that batch first)"
     order = 1
     def after_batch(self): raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #ed183315
+# %% ../nbs/09_learner.ipynb #5bf72b75
 def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
           ):
     "Detach the tensors in `x` and copy them to the CPU, turning float16/bfloat16 into float32; containers keep their type"
@@ -91,7 +91,7 @@ def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
     if isinstance(x, (list, tuple)): return type(x)(to_cpu(o) for o in x)
     return x
 
-# %% ../nbs/09_learner.ipynb #cc3b73d5
+# %% ../nbs/09_learner.ipynb #58107acc
 class MetricsCB(Callback):
     "Track metrics `ms` (named after their class) and `metrics` (named by keyword), and the loss; log them each epoch"
     max_buf = 2**24     # predictions (number of elements) kept on the device before the metrics are updated
@@ -153,7 +153,7 @@ class MetricsCB(Callback):
     def _log(self, d): 
         if not self.quiet: print(d)
 
-# %% ../nbs/09_learner.ipynb #99ca47d3
+# %% ../nbs/09_learner.ipynb #d386a657
 class DeviceCB(Callback):
     "Move the model to `device` before the fit and each batch before it runs (`device=None`: `def_device()` at fit time)"
     def __init__(self, device=None): self.device = device
@@ -164,7 +164,7 @@ class DeviceCB(Callback):
         if opt is not None and opt.state: opt.load_state_dict(opt.state_dict())   # moves state to the params' device
     def before_batch(self): self.learn.batch = to_device(self.learn.batch, self.dev)
 
-# %% ../nbs/09_learner.ipynb #dc9dbcda
+# %% ../nbs/09_learner.ipynb #3315f406
 _levels = ('fit', 'epoch', 'batch')
 _cancel = dict(zip(_levels, _cancels))      # level -> the exception that cancels it
 _steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
@@ -418,7 +418,7 @@ class Learner:
     @property
     def training(self): return self.model.training
 
-# %% ../nbs/09_learner.ipynb #2567b09c
+# %% ../nbs/09_learner.ipynb #94cb5d86
 class TrainCB(Callback):
     "The standard steps: the first `n_inp` items of the batch go to the model, the rest to the loss function"
     def __init__(self, n_inp:int=1): # how many items of each batch are model inputs
@@ -429,7 +429,7 @@ class TrainCB(Callback):
     def step(self): self.learn.opt.step()
     def zero_grad(self): self.learn.opt.zero_grad()
 
-# %% ../nbs/09_learner.ipynb #b0d2857d
+# %% ../nbs/09_learner.ipynb #364698b7
 class ProgressCB(Callback):
     "Progress bars for epochs and batches, the metrics as a table, the loss as a comment and optionally a live plot"
     order = MetricsCB.order+1
@@ -498,7 +498,7 @@ class ProgressCB(Callback):
         elif not self.done: print()                  # end the half-written console line
         self.mbar = self.pbar = None
 
-# %% ../nbs/09_learner.ipynb #dbf58c1a
+# %% ../nbs/09_learner.ipynb #8d6ab760
 class TrainLearner(Learner):
     "A `Learner` with the standard steps built in: the model takes `batch[0]`, the loss takes the predictions and `batch[1]`"
     def predict(self): self.preds = self.model(self.batch[0])
@@ -525,7 +525,7 @@ class MomentumLearner(TrainLearner):
             for p in self.model.parameters():
                 if p.grad is not None: p.grad.mul_(self.mom)
 
-# %% ../nbs/09_learner.ipynb #8732e2eb
+# %% ../nbs/09_learner.ipynb #108d25b6
 class LRFinderCB(Callback):
     "Multiply the lr by `gamma` each batch; stop when the loss passes `max_mult` times its minimum (or is NaN); plot"
     def __init__(self, gamma:float=1.3, # lr multiplier per batch
@@ -591,7 +591,7 @@ def lr_find(self:Learner, start_lr:float=1e-5, # the first learning rate tried
         self.opt,self._keep_opt = opt,keep
     return cb.suggestion()
 
-# %% ../nbs/09_learner.ipynb #44493472
+# %% ../nbs/09_learner.ipynb #35f475a7
 class StopOnNaNCB(Callback):
     "Stop the fit (with a warning) at the first batch whose loss is NaN or infinite; reads the loss every batch"
     def after_loss(self):
@@ -601,7 +601,7 @@ class StopOnNaNCB(Callback):
                           "stopping the fit. Lower the learning rate (learn.lr_find() suggests one)", stacklevel=2)
             raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #caff7edb
+# %% ../nbs/09_learner.ipynb #ae17c6fb
 @patch
 def get_preds(self:Learner, dl=None, # a DataLoader of (x, y, ...) batches; default `self.dls.valid`
              ) -> tuple:
@@ -662,7 +662,7 @@ def load(self:Learner, path, # a file written by `Learner.save`
         self._keep_opt = True
     return self
 
-# %% ../nbs/09_learner.ipynb #c91ac633
+# %% ../nbs/09_learner.ipynb #3c923470
 @patch
 def show_training_loop(self:Learner):
     "Print the events and steps of a fit in order, with the callbacks that handle each"
