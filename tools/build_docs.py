@@ -372,6 +372,12 @@ def build(root, force=False, workers=2, quiet=False):
             for p in nbs]
     sys.path.insert(0, str(TOOLS))
     import build_docs   # the workers need `page_one` from an importable module, not from `__main__`
+    if any(j['stale'] for j in jobs) and len(jobs)>1:
+        # import the heavy modules once here: forked workers share them instead of each importing its own copy
+        import importlib
+        for m in ('torch', 'IPython', 'nbconvert', 'nbformat', 'matplotlib.mathtext', 'execnb.shell', 'nbdev.processors'):
+            try: importlib.import_module(m)
+            except ImportError: pass
     with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as ex: site = list(ex.map(build_docs.page_one, jobs))
     for s in site:
         log(f"{s['src']}: " + (f"processed in {s['t_proc']:.1f}s, " if s['t_proc'] else '')
