@@ -9,13 +9,13 @@ __all__ = ['fm_files', 'fm_classes', 'debian_dir', 'hub_name', 'cache_root', 'fm
            'find_fashion_mnist', 'CorruptDataError', 'parse_idx', 'read_idx', 'load_fashion_mnist', 'fm_features',
            'fashion_mnist_dd']
 
-# %% ../nbs/00_fashion_mnist.ipynb #9ca4fbbf
+# %% ../nbs/00_fashion_mnist.ipynb #4e9e04e5
 import gzip, hashlib, os, shutil, sys, tempfile
 from pathlib import Path
 
 import numpy as np, torch
 
-# %% ../nbs/00_fashion_mnist.ipynb #969bf25f
+# %% ../nbs/00_fashion_mnist.ipynb #da8fdf6c
 fm_files = dict(x_train='train-images-idx3-ubyte', y_train='train-labels-idx1-ubyte',
                 x_valid='t10k-images-idx3-ubyte', y_valid='t10k-labels-idx1-ubyte')
 fm_classes = ['T - shirt / top', 'Trouser', 'Pullover', 'Dress', 'Coat',
@@ -23,7 +23,7 @@ fm_classes = ['T - shirt / top', 'Trouser', 'Pullover', 'Dress', 'Coat',
 debian_dir = Path('/usr/share/datasets/fashion-mnist')
 hub_name = 'zalando-datasets/fashion_mnist'
 
-# %% ../nbs/00_fashion_mnist.ipynb #4f37c045
+# %% ../nbs/00_fashion_mnist.ipynb #31b8c244
 def cache_root() -> Path:
     "miniai's cache folder: `$MINIAI_CACHE`, else `$XDG_CACHE_HOME/miniai`, else `~/.cache/miniai`"
     if os.environ.get('MINIAI_CACHE'): return Path(os.environ['MINIAI_CACHE']).expanduser()
@@ -45,7 +45,7 @@ def _file_in(d:Path, name:str):
         if f.is_file(): return f
     return None
 
-# %% ../nbs/00_fashion_mnist.ipynb #2a06e7c9
+# %% ../nbs/00_fashion_mnist.ipynb #01321da5
 class DataNotFoundError(FileNotFoundError):
     "Raised when Fashion-MNIST is neither on disk nor reachable on the Hub"
 
@@ -64,7 +64,7 @@ def find_fashion_mnist(path=None, # a folder that must hold the files; None sear
     tried = '\n'.join(f'  - {d}' + ('' if d.is_dir() else ' (no such folder)') for d in dirs)
     raise DataNotFoundError(f"Fashion-MNIST IDX files not found. Folders tried, in order:\n{tried}\n{_fixes}")
 
-# %% ../nbs/00_fashion_mnist.ipynb #4419ff61
+# %% ../nbs/00_fashion_mnist.ipynb #ae107f83
 class CorruptDataError(ValueError):
     "Raised when a data file is truncated or not what its name says"
 
@@ -96,7 +96,7 @@ def read_idx(fn, # path of an IDX file, gzipped (`.gz`) or not
                                "Delete it and reinstall/re-download it.") from e
     return parse_idx(data, str(fn))
 
-# %% ../nbs/00_fashion_mnist.ipynb #82a0fe86
+# %% ../nbs/00_fashion_mnist.ipynb #5c2df37c
 _mem_cache = {}
 
 def _from_hub(what:str, err:Exception):
@@ -138,7 +138,7 @@ def load_fashion_mnist(path=None, # a folder holding the IDX files; None searche
                                 for k in fm_files)
     return _mem_cache[key]
 
-# %% ../nbs/00_fashion_mnist.ipynb #6e476031
+# %% ../nbs/00_fashion_mnist.ipynb #76a23491
 def _png(a:np.ndarray) -> bytes:
     "PNG-encode one uint8 image, as the Hub stores them"
     import io
