@@ -51,6 +51,7 @@ def get_model(act=nn.ReLU, # activation class (or a `partial` of one) called onc
 # %% ../nbs/11_initializing.ipynb #1e4fc29b
 class BatchTransformCB(Callback):
     "Replace each batch `b` with `tfm(b)` before the model sees it, in training (`on_train`) and/or validation (`on_val`)"
+    in_get_preds = True     # `get_preds` transforms its batches as validation does
     def __init__(self, tfm, # called with the batch (e.g. the tuple `(xb, yb)`), returns the new batch
                  on_train:bool=True, # transform training batches
                  on_val:bool=True): # transform validation batches

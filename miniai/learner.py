@@ -43,6 +43,7 @@ _cancels = (CancelFitException, CancelEpochException, CancelBatchException)
 class Callback:
     "Base class for callbacks: `order` sorts them; `model`, `opt`, `batch`, `epoch`, `training` read through to `learn`"
     order = 0
+    in_get_preds = False   # True: `Learner.get_preds` runs this callback's `before_batch` too (for batch transforms)
     _fwd = ('model', 'opt', 'batch', 'epoch')
     def __getattr__(self, k):
         if k in self._fwd:
@@ -436,8 +437,9 @@ class ProgressCB(Callback):
     shows_metrics = True
     def __init__(self, plot:bool=False, # draw training and validation losses as the fit runs (Jupyter only)
                  console:bool=None, # text bars (True), HTML bars (False), or None to pick from where it runs
-                 every:float=0.5, # seconds between updates of the loss comment and the plot
-                ): self.plot,self.console,self.every = plot,console,every
+                 every:float=0.5, # seconds between updates of the loss comment
+                 plot_every:float=2., # seconds between redraws of the plot (more after a slow redraw)
+                ): self.plot,self.console,self.every,self.plot_every = plot,console,every,plot_every
 
     def before_fit(self):
         nb = in_notebook()
@@ -447,7 +449,7 @@ class ProgressCB(Callback):
             console = True
         self.mbar = (ConsoleMasterBar if console else NBMasterBar)(self.learn.epochs)
         self.learn.epochs = self.mbar
-        self.pbar,self.first,self.done,self.next_t = None,True,False,0.
+        self.pbar,self.first,self.done,self.next_t,self.next_plot = None,True,False,0.,0.
         self.losses,self.loss_vals,self.val_losses,self.val_x = [],[],[],[]
         self.metrics = next((cb for cb in self.learn.cbs if isinstance(cb, MetricsCB)), None)
 
@@ -462,9 +464,8 @@ class ProgressCB(Callback):
         t = time.perf_counter()
         if t >= self.next_t:
             if self.pbar is not None: self.pbar.comment = f'{self.learn.loss:.3f}'
-            if self.plot: self._plot()
-            t2 = time.perf_counter()
-            self.next_t = t2 + max(self.every, 4*(t2-t))   # a slow redraw waits longer: at most ~20% of the time
+            self.next_t = t + self.every
+        if self.plot and t >= self.next_plot: self._plot()
 
     def after_epoch(self):
         m = self.metrics
@@ -474,17 +475,30 @@ class ProgressCB(Callback):
             self.mbar.write([str(v) for v in d.values()], table=True)
             if self.plot and not self.training:
                 self.val_losses.append(m.last['loss']); self.val_x.append(len(self.loss_vals) + len(self.losses))
-                self._plot()
+                if time.perf_counter() >= self.next_plot: self._plot()
 
     def _plot(self):
+        "Redraw, then schedule the next redraw at least `plot_every` s and 19 redraw times later (at most ~5% of the fit)"
         if self.losses: self.loss_vals += torch.stack(self.losses).float().tolist(); self.losses = []
-        graphs = [[range(len(self.loss_vals)), self.loss_vals]]
-        if self.val_losses: graphs.append([self.val_x, self.val_losses])
-        self.mbar.update_graph(graphs)
-        ax = getattr(self.mbar, 'graph_ax', None)         # NBMasterBar's axes: show validation points as dots
-        if ax is not None and len(ax.lines) > 1:
-            ax.lines[1].set_marker('o')
-            self.mbar.graph_out.update(ax.figure)
+        t = time.perf_counter()
+        self._draw()
+        t2 = time.perf_counter()
+        self.next_plot = t2 + max(self.plot_every, 19*(t2-t))
+
+    def _draw(self):
+        "Training losses as a line, validation losses as dots, on the bar's figure (Jupyter only): one render"
+        mb = self.mbar
+        if not isinstance(mb, NBMasterBar) or mb.hide_graph: return     # text bars have no plot
+        if not hasattr(mb, 'graph_fig'):                 # the names fastprogress's `on_iter_end` closes and shows
+            from IPython.display import display
+            mb.graph_fig,mb.graph_ax = plt.subplots(figsize=(6,4))
+            mb.graph_out = display(mb.graph_fig, display_id=True)
+        ax = mb.graph_ax
+        ax.clear()
+        ax.plot(self.loss_vals, label='train')
+        if self.val_losses: ax.plot(self.val_x, self.val_losses, 'o-', label='valid')
+        ax.legend(loc='upper right')
+        mb.graph_out.update(mb.graph_fig)
 
     def after_fit(self): self.done = True
 
@@ -492,7 +506,7 @@ class ProgressCB(Callback):
         "Close the bars; when the fit did not finish, mark them interrupted first"
         mbar = getattr(self, 'mbar', None)
         if mbar is None: return
-        if self.plot and self.losses: self._plot()
+        if self.plot and (self.losses or self.val_losses): self._plot()    # the final picture has every point
         if not self.done and self.pbar is not None and self.pbar.last_v is not None: self.pbar.on_interrupt()
         if isinstance(mbar, NBMasterBar): mbar.on_iter_end()
         elif not self.done: print()                  # end the half-written console line
@@ -607,14 +621,20 @@ def get_preds(self:Learner, dl=None, # a DataLoader of (x, y, ...) batches; defa
              ) -> tuple:
     "Predictions of the model on `dl` and the targets, on the CPU (no gradients, model in eval mode, mode restored)"
     dl = self.dls.valid if dl is None else dl
+    if self._indexed != self.cbs: self._sync()
+    tfms = [f for cb,f in self._by_event['before_batch'] if cb.in_get_preds]
+    has_predict = getattr(type(self), 'predict', None) is not None or bool(self._by_event['predict'])
     was_training,dev = self.model.training,_model_device(self.model)
     preds,targs = [],[]
     self.model.eval()
     try:
         with torch.no_grad():
-            for b in dl:
-                if dev is not None: b = to_device(b, dev)
-                preds.append(self.model(b[0])); targs.append(b[1])
+            for self.batch in dl:
+                for f in tfms: f()                    # batch transforms, e.g. input normalization
+                if dev is not None: self.batch = to_device(self.batch, dev)
+                if has_predict: self.predict()
+                else: self.preds = self.model(self.batch[0])
+                preds.append(self.preds); targs.append(self.batch[1])
     finally: self.model.train(was_training)
     if not preds: raise ValueError("get_preds got an empty DataLoader")
     return to_cpu(torch.cat(preds)),to_cpu(torch.cat(targs))
