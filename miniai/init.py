@@ -158,8 +158,9 @@ class BatchNorm(nn.Module):
         return (x-m) / (v+self.eps).sqrt() * self.mults + self.adds
 
 # %% ../nbs/11_initializing.ipynb #98636413
-class LayerNorm(nn.Module):
-    "Layer norm from scratch: each item normalized over channels, height and width; learned per-channel `mults`, `adds`"
+class _ItemNorm(nn.Module):
+    "Normalize each item over the class's `axes` with its own mean and variance; learned per-channel `mults`, `adds`"
+    axes = ()
     def __init__(self, nf:int, # number of channels
                  eps:float=1e-5): # added to the variance before the square root
         super().__init__()
@@ -167,22 +168,17 @@ class LayerNorm(nn.Module):
         self.mults = nn.Parameter(torch.ones (nf,1,1))
         self.adds  = nn.Parameter(torch.zeros(nf,1,1))
     def forward(self, x:Tensor)->Tensor:
-        _check_acts(x, self.nf, 'LayerNorm')
-        m,v = x.mean((1,2,3), keepdim=True),x.var((1,2,3), keepdim=True, correction=0)   # (bs,1,1,1)
+        _check_acts(x, self.nf, type(self).__name__)
+        m,v = x.mean(self.axes, keepdim=True),x.var(self.axes, keepdim=True, correction=0)
         return (x-m) / (v+self.eps).sqrt() * self.mults + self.adds
 
-class InstanceNorm(nn.Module):
+class LayerNorm(_ItemNorm):
+    "Layer norm from scratch: each item normalized over channels, height and width; learned per-channel `mults`, `adds`"
+    axes = (1,2,3)    # statistics of shape (bs,1,1,1)
+
+class InstanceNorm(_ItemNorm):
     "Instance norm from scratch: each channel of each item normalized over height and width; learned `mults`, `adds`"
-    def __init__(self, nf:int, # number of channels
-                 eps:float=1e-5): # added to the variance before the square root
-        super().__init__()
-        self.nf,self.eps = nf,eps
-        self.mults = nn.Parameter(torch.ones (nf,1,1))
-        self.adds  = nn.Parameter(torch.zeros(nf,1,1))
-    def forward(self, x:Tensor)->Tensor:
-        _check_acts(x, self.nf, 'InstanceNorm')
-        m,v = x.mean((2,3), keepdim=True),x.var((2,3), keepdim=True, correction=0)       # (bs,nf,1,1)
-        return (x-m) / (v+self.eps).sqrt() * self.mults + self.adds
+    axes = (2,3)      # statistics of shape (bs,nf,1,1)
 
 # %% ../nbs/11_initializing.ipynb #7398fae5
 class RunningBatchNorm(nn.Module):
