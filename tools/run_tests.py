@@ -1,6 +1,8 @@
 "Run miniai's whole test suite: sync checks, every notebook (nbdev-test, one at a time, timed), then pytest."
 import os, subprocess, sys, time, re
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from nbrun import can_fork, run_notebook
 
 root = Path(__file__).resolve().parent.parent
 os.chdir(root)
@@ -39,21 +41,23 @@ check('nbdev-export leaves the package unchanged', in_sync('nbdev-export'))
 check('nbdev-clean leaves the notebooks unchanged', in_sync('nbdev-clean'))
 check('README.md is generated from nbs/index.ipynb', readme)
 
-only = sys.argv[1:]
+only = [a for a in sys.argv[1:] if not a.startswith('--')]
+fork = can_fork() and '--no-fork' not in sys.argv
 nbs = sorted(p for p in (root/'nbs').glob('*.ipynb') if not only or any(o in p.name for o in only))
+print(f"notebooks: nbdev-test, one at a time, {'each in a forked child of this process' if fork else 'each in a new process'}",
+      flush=True)
 for nb in nbs:
     t = time.time()
-    r = subprocess.run(['nbdev-test', str(nb.relative_to(root))], capture_output=True, text=True)
+    ok, out = run_notebook(nb, fork)
     dt = time.time()-t
-    ok = r.returncode == 0
     results.append((nb.name, ok, dt))
     print(f"{'PASS' if ok else 'FAIL'} {nb.name} ({dt:.1f}s)", flush=True)
-    if not ok: print(r.stdout[-4000:] + r.stderr[-8000:], flush=True)
+    if not ok: print(out, flush=True)
 nb_total = sum(t for n,_,t in results if n.endswith('.ipynb'))
 print(f'notebooks: {len(nbs)} in {nb_total:.1f}s', flush=True)
 
 tests = root/'tests'
-if not only and any(tests.glob('test_*.py')):
+if not only and '--no-pytest' not in sys.argv and any(tests.glob('test_*.py')):
     t = time.time()
     r = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-rf', '-p', 'no:cacheprovider', 'tests'],
                        capture_output=True, text=True)
