@@ -224,3 +224,11 @@ def test_glue_rewrites_links_and_math():
         got = m('<p>cost $x^2$ and <code>$HOME</code> and $$\\frac{a}{b}$$ and $\\badmacro{x}$</p>')
     assert got.count('<img class="math"')==1 and got.count('class="math display"')==1, got[:300]
     assert '<code>$HOME</code>' in got and '<code class="tex">\\badmacro{x}</code>' in got and m.failed==['\\badmacro{x}']
+
+def test_nbdev_docs_would_process_every_notebook():
+    "Quarto's `nbdev-docs` runs every cell that holds an import, out of context: none may fail (`build_docs.py --strict`)"
+    r = subprocess.run([sys.executable, str(TOOLS/'build_docs.py'), '--root', str(ROOT), '--strict'],
+                       capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert out.count(': ok') == len(notebooks()), out[-4000:]
