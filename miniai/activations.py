@@ -7,7 +7,8 @@ Docs: https://miniai-dev.github.io/miniai/activations.html.md"""
 
 # %% ../nbs/10_activations.ipynb #bd0cc1dc
 from __future__ import annotations
-import os, random, numbers, warnings, weakref
+import os, random, numbers, statistics, time, warnings, weakref
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np, torch, matplotlib.pyplot as plt
@@ -18,7 +19,8 @@ from .learner import Callback, to_cpu
 from .datasets import get_grid, subplots
 
 # %% auto #0
-__all__ = ['set_seed', 'Hook', 'Hooks', 'append_stats', 'get_hist', 'get_min', 'HooksCallback', 'ActivationStats']
+__all__ = ['set_seed', 'num_threads', 'fastest_threads', 'Hook', 'Hooks', 'append_stats', 'get_hist', 'get_min', 'HooksCallback',
+           'ActivationStats']
 
 # %% ../nbs/10_activations.ipynb #16ef11ea
 def set_seed(seed:int, # seed for Python's, NumPy's and PyTorch's (CPU and every CUDA device) generators
@@ -44,6 +46,35 @@ def set_seed(seed:int, # seed for Python's, NumPy's and PyTorch's (CPU and every
         else: os.environ['CUBLAS_WORKSPACE_CONFIG'] = ':4096:8'
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True)
+
+# %% ../nbs/10_activations.ipynb #7c943d5c
+@contextmanager
+def num_threads(n:int): # how many CPU threads PyTorch uses inside the `with` block
+    "Run a `with` block with `n` PyTorch CPU threads; the previous number is restored afterwards, even after an error"
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"num_threads needs a whole number of threads, at least 1, got {n!r}")
+    n0 = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(n0)
+
+def fastest_threads(step, # called with no arguments: the work to time, e.g. a few training steps
+                    counts=None, # thread counts to compare, the one to keep first; None: PyTorch's current number, 1
+                    reps:int=3, # rounds; each round times `step` once per count, so the counts alternate
+                    tol:float=0.05, # another count must be this much faster (5%) to replace the first one
+                   ) -> tuple:
+    "Time `step` with each thread count in `counts`, alternating; return the count to use and `{count: median seconds}`"
+    counts = list(dict.fromkeys(counts or [torch.get_num_threads(), 1]))
+    times = {nt: [] for nt in counts}
+    for _ in range(reps):
+        for nt in counts:
+            with num_threads(nt):
+                t = time.perf_counter(); step(); times[nt].append(time.perf_counter()-t)
+    med = {nt: statistics.median(ts) for nt,ts in times.items()}
+    best = counts[0]
+    for nt in counts[1:]:
+        if med[nt] < med[best]*(1-tol): best = nt      # a near tie keeps the first count
+    return best,med
 
 # %% ../nbs/10_activations.ipynb #90e8735e
 def _call_hook(ref, f, mod, inp, outp):

@@ -28,7 +28,7 @@ from fastprogress.fastprogress import ConsoleMasterBar, NBMasterBar
 from torch import Tensor, nn, optim
 from torch.optim.lr_scheduler import ExponentialLR
 
-from .conv import def_device, to_device
+from .conv import def_device, to_device, _available, _to
 
 # %% ../nbs/09_learner.ipynb #be36af81
 class CancelFitException(Exception):
@@ -163,14 +163,22 @@ class DeviceCB(Callback):
         if memory_format is not None and not isinstance(memory_format, torch.memory_format):
             raise TypeError(f"DeviceCB: memory_format must be a torch.memory_format such as torch.channels_last, "
                             f"got {memory_format!r}")
+        if device is not None:
+            try: torch.device(device)
+            except (RuntimeError, TypeError) as e:
+                raise ValueError(f"DeviceCB: {device!r} is not a device; pass e.g. 'cpu' or 'cuda', or None for "
+                                 "def_device()") from e
         self.device,self.memory_format = device,memory_format
     def before_fit(self):
         self.dev = def_device() if self.device is None else torch.device(self.device)
+        if not _available(self.dev): raise RuntimeError(
+            f"DeviceCB: device {str(self.dev)!r} is not available on this machine; use DeviceCB() for def_device() "
+            f"({def_device()})")
         if self.memory_format is None: self.learn.model.to(self.dev)
         else: self.learn.model.to(self.dev, memory_format=self.memory_format)
         opt = self.learn.opt
         if opt is not None and opt.state: opt.load_state_dict(opt.state_dict())   # moves state to the params' device
-    def before_batch(self): self.learn.batch = to_device(self.learn.batch, self.dev)
+    def before_batch(self): self.learn.batch = _to(self.learn.batch, self.dev)   # `self.dev` was checked in before_fit
 
 # %% ../nbs/09_learner.ipynb #3315f406
 _levels = ('fit', 'epoch', 'batch')
