@@ -30,7 +30,6 @@ def nbtest_forked(nb):
             code = 1
             try:
                 os.dup2(log.fileno(), 1); os.dup2(log.fileno(), 2)
-                sys.argv = ['nbdev-test', str(nb)]
                 from nbdev.test import nbdev_test
                 nbdev_test(path=str(nb))
                 code = 0
