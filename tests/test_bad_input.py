@@ -276,7 +276,7 @@ def test_missing_validation_loader():
     with pytest.raises((TypeError, ValueError), match=r'valid'): learner(dls=DataLoaders(tiny_dls().train, None)).fit(1)
 
 def test_model_that_is_not_a_module():
-    with pytest.raises(TypeError, match=r'nn\.Module'): learner(model=lambda x: x)
+    with pytest.raises(TypeError, match=r'nn\.Module'): learner(model=lambda x: x).fit(1)   # checked when the fit starts
 
 def test_callback_that_is_not_a_callback():
     with pytest.raises(TypeError, match=r'Callback'): learner(cbs=[lambda: None])
