@@ -28,7 +28,7 @@ def conv(ni:int,            # input channels
          nf:int,            # output channels (filters)
          ks:int=3,          # kernel size (padding is `ks//2`)
          stride:int=2,      # stride: 2 halves the height and width
-         act=True,          # True: `nn.ReLU`; a class or callable returning a module: `act()`; False/None: no activation
+         act=nn.ReLU,       # a class or callable returning a module: `act()`; True: `nn.ReLU`; False/None: no activation
          norm=None,         # a normalization class called with `nf` (e.g. `nn.BatchNorm2d`), added after the conv
          bias:bool|None=None, # the conv's bias; None means `norm is None` (a norm layer has its own shift)
         )->nn.Sequential:

@@ -14,7 +14,8 @@ from hypothesis import given, settings, strategies as st
 from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
 
 from miniai.conv import to_device
-from miniai.datasets import TensorLoader, collate_dict, decode_images, take_rows
+from miniai.datasets import TensorLoader, collate_dict
+from miniai.performance import decode_images, take_rows
 from miniai.learner import to_cpu
 from miniai.training import Dataset, collate, fetch_batch, get_dls
 
