@@ -1,8 +1,10 @@
-"""miniai's Learner with its default callbacks (DeviceCB, MetricsCB with accuracy, ProgressCB) and default data path
-(`DataLoaders.from_dd`, in-memory) vs a hand-written loop that slices a shuffled index of preloaded tensors.
+"""miniai's Learner with its default callbacks (DeviceCB, MetricsCB with accuracy, ProgressCB) and in-memory data path
+(`DataLoaders.from_dd`) vs a hand-written loop that slices a shuffled index of preloaded tensors. Two Learner variants:
+loaders built on the device (`from_dd(..., device=dev)`), and the default path: loaders built on the CPU, which
+`DeviceCB` moves to the device once per fit (the move is timed too: each run starts from fresh CPU loaders).
 Same model (the 10_activations CNN), same data, same initial weights, bs 1024, one epoch = 60k train + 10k valid.
 Alternated, repeated, each run bracketed by a calibration probe. Ends with `ratio=<x>` (Learner / hand loop)."""
-import argparse, contextlib, io, sys
+import argparse, contextlib, copy, io, statistics, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import torch, torch.nn.functional as F
@@ -50,15 +52,25 @@ def hand_epoch():
             tot += F.cross_entropy(out, yb, reduction='sum'); correct += (out.argmax(1) == yb).sum()
     hand_epoch.result = (float(tot)/len(xv), float(correct)/len(xv))
 
-dls = DataLoaders.from_dd(fashion_mnist_dd(a.data), bs, device=dev)
-def learner_epoch():
-    learn = TrainLearner(fresh(), dls, F.cross_entropy, lr=0.1,
-                         cbs=[DeviceCB(dev), MetricsCB(accuracy=MulticlassAccuracy()), ProgressCB()])
+dd = fashion_mnist_dd(a.data)
+dls = DataLoaders.from_dd(dd, bs, device=dev)
+cpu_dls = DataLoaders.from_dd(dd, bs)               # the default: built on the CPU
+def run_learner(dls):
+    metrics = MetricsCB(accuracy=MulticlassAccuracy())
+    learn = TrainLearner(fresh(), dls, F.cross_entropy, lr=0.1, cbs=[DeviceCB(dev), metrics, ProgressCB()])
     with contextlib.redirect_stdout(io.StringIO()): learn.fit(1)     # the console table is printed, then discarded
-    learner_epoch.result = learn.cbs[1].last
+    return metrics.last
+def learner_epoch(): learner_epoch.result = run_learner(dls)
+def default_path_epoch():      # shallow copies: DeviceCB moves the copies, `cpu_dls` stays on the CPU for the next run
+    default_path_epoch.result = run_learner(DataLoaders(copy.copy(cpu_dls.train), copy.copy(cpu_dls.valid)))
 
 print(f'machine: {machine()}; device {dev}; bs {bs}')
-hand_epoch(); learner_epoch()   # warm up (and check both train)
-print(f'hand loop valid loss/acc {hand_epoch.result}; learner metrics {learner_epoch.result}')
-kept, dropped, best = paired({'hand loop': hand_epoch, 'Learner (default cbs)': learner_epoch}, n_rep, sync=sync)
+hand_epoch(); learner_epoch(); default_path_epoch()   # warm up (and check that all train)
+print(f'hand loop valid loss/acc {hand_epoch.result}; learner metrics {learner_epoch.result}; '
+      f'default path {default_path_epoch.result}')
+assert cpu_dls.train.device.type == 'cpu'
+kept, dropped, best = paired({'hand loop': hand_epoch, 'Learner (default cbs)': learner_epoch,
+                              'Learner (default path)': default_path_epoch}, n_rep, sync=sync)
+dp = statistics.median(o/b for b,o in zip(kept['hand loop'], kept['Learner (default path)'])) if kept['hand loop'] else float('nan')
+print(f'default path (CPU loaders, DeviceCB moves them): ratio_default_path={dp:.3f}')
 summarize(kept, 'hand loop', 'Learner (default cbs)', dropped, best)
