@@ -1,0 +1,80 @@
+"""A `Learner` whose training step runs through `torch.compile` (`CompileCB`: CUDA graphs on a GPU) vs the eager hand
+loop of `bench/learner_overhead.py` and the eager `Learner` with the same callbacks. Same model (the 10_activations CNN),
+same data (Fashion-MNIST tensors on the device), same initial weights; one epoch = 60k train + 10k valid, for each batch
+size asked. Also checks that a compiled fit's per-epoch metrics equal an eager fit's (same seed). Alternated, repeated,
+each run bracketed by a calibration probe. Ends with `ratio=<x>` (compiled Learner / hand loop, at the last bs)."""
+import argparse, contextlib, io, json, sys, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+import torch, torch.nn.functional as F
+from torch import nn
+from _common import machine, paired, summarize
+from torcheval.metrics import MulticlassAccuracy
+from miniai.fashion_mnist import load_fashion_mnist
+from miniai.datasets import DataLoaders, TensorLoader, float_imgs
+from miniai.conv import conv
+from miniai.learner import Learner, TrainCB, DeviceCB, MetricsCB, ProgressCB
+from miniai.accel import CompileCB
+
+p = argparse.ArgumentParser(description=__doc__)
+p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+p.add_argument('--bs', default='256,1024', help='comma-separated batch sizes')
+p.add_argument('--repeats', type=int, default=7)
+p.add_argument('--n', type=int, default=None, help='use only the first n training items (a quick CPU dry-run)')
+p.add_argument('--data', default=None, help='folder with the Fashion-MNIST IDX files (default: the usual search)')
+p.add_argument('--json', default=None, help='also write the results to this file')
+a = p.parse_args()
+dev = torch.device(a.device)
+sync = torch.cuda.synchronize if dev.type == 'cuda' else None
+print(f'machine: {machine()}; device {dev}', flush=True)
+
+def cnn(): return nn.Sequential(conv(1,8,ks=5), conv(8,16), conv(16,32), conv(32,64), conv(64,10,act=False), nn.Flatten())
+torch.manual_seed(0)
+init = cnn().state_dict()
+xt, yt, xv, yv = (t.to(dev) for t in load_fashion_mnist(a.data))
+if a.n: xt, yt, xv, yv = xt[:a.n], yt[:a.n], xv[:a.n//6], yv[:a.n//6]
+res = {'machine': machine(), 'device': str(dev)}
+
+def run_bs(bs):
+    def hand_epoch():
+        model = cnn().to(dev); model.load_state_dict(init); opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        model.train()
+        idx = torch.randperm(len(xt), device=dev)
+        for i in range(0, len(xt), bs):
+            j = idx[i:i+bs]
+            loss = F.cross_entropy(model(xt[j][:, None].float().div_(255)), yt[j])
+            loss.backward(); opt.step(); opt.zero_grad()
+        model.eval()
+        with torch.no_grad():
+            for i in range(0, len(xv), bs*2): model(xv[i:i+bs*2][:, None].float().div_(255))
+    dls = DataLoaders(TensorLoader(xt, yt, bs=bs, shuffle=True, tfm=float_imgs),
+                      TensorLoader(xv, yv, bs=bs*2, tfm=float_imgs))
+    def learner(step_cb):
+        model = cnn().to(dev)
+        learn = Learner(model, dls, F.cross_entropy, lr=0.1,
+                        cbs=[DeviceCB(dev), step_cb, MetricsCB(accuracy=MulticlassAccuracy()), ProgressCB()])
+        def epoch(n=1, seed=None):    # the same model object each time (the compiled code stays valid), reset weights
+            model.load_state_dict(init)
+            if seed is not None: torch.manual_seed(seed)
+            with contextlib.redirect_stdout(io.StringIO()): learn.fit(n)
+            return learn.metrics.history
+        return epoch
+    eager,compiled = learner(TrainCB()),learner(CompileCB())
+    t = time.perf_counter(); compiled(2); sync and sync()
+    r = {'compile_and_first_2_epochs_s': round(time.perf_counter()-t, 1)}
+    he,hc = eager(3, seed=1),compiled(3, seed=1)
+    print(f'bs {bs}: eager fit  {he}\nbs {bs}: compiled fit {hc}', flush=True)
+    r['max_metric_diff'] = max(abs(float(e[k])-float(c[k])) for e,c in zip(he, hc) for k in ('accuracy', 'loss'))
+    hand_epoch(); eager()
+    kept, dropped, best = paired({'hand loop': hand_epoch, 'Learner eager': eager, 'Learner + CompileCB': compiled},
+                                 a.repeats, sync=sync)
+    import statistics as st
+    r.update({k: round(st.median(v), 4) for k,v in kept.items()})
+    r['ratio_eager_learner'] = round(st.median([o/b for b,o in zip(kept['hand loop'], kept['Learner eager'])]), 3)
+    r['ratio'] = summarize({k:kept[k] for k in ('hand loop', 'Learner + CompileCB')}, 'hand loop', 'Learner + CompileCB',
+                           dropped, best)
+    print(f'bs {bs}: {r}', flush=True)
+    return r
+
+for bs in map(int, a.bs.split(',')): res[f'bs{bs}'] = run_bs(bs)
+if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
