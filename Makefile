@@ -9,7 +9,7 @@ ROOTFLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 help:
 	@echo "make lab    set up, then open the notebooks in JupyterLab (ARGS=--no-browser prints the URL)"
 	@echo "make test   set up, then run every test; ends with 'N passed, N failed'"
-	@echo "make docs   build the static docs site into _docs/ (no Quarto needed)"
+	@echo "make docs   build the docs site into _docs/ with Sphinx + MyST-NB, offline (no Quarto needed)"
 	@echo "make export / clean / readme / bench"
 
 setup:
