@@ -36,17 +36,26 @@ if a.n: xt, yt, xv, yv = xt[:a.n], yt[:a.n], xv[:a.n//6], yv[:a.n//6]
 res = {'machine': machine(), 'device': str(dev)}
 
 def run_bs(bs):
-    def hand_epoch():
-        model = cnn().to(dev); model.load_state_dict(init); opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        model.train()
-        idx = torch.randperm(len(xt), device=dev)
-        for i in range(0, len(xt), bs):
-            j = idx[i:i+bs]
-            loss = F.cross_entropy(model(xt[j][:, None].float().div_(255)), yt[j])
-            loss.backward(); opt.step(); opt.zero_grad()
-        model.eval()
-        with torch.no_grad():
-            for i in range(0, len(xv), bs*2): model(xv[i:i+bs*2][:, None].float().div_(255))
+    def hand(model):
+        def epoch():
+            graphs = model is not plain
+            plain.load_state_dict(init); opt = torch.optim.SGD(plain.parameters(), lr=0.1)
+            model.train()
+            idx = torch.randperm(len(xt), device=dev)
+            for i in range(0, len(xt), bs):
+                j = idx[i:i+bs]
+                if graphs: torch.compiler.cudagraph_mark_step_begin()
+                loss = F.cross_entropy(model(xt[j][:, None].float().div_(255)), yt[j])
+                loss.backward(); opt.step(); opt.zero_grad()
+            model.eval()
+            with torch.no_grad():
+                for i in range(0, len(xv), bs*2):
+                    if graphs: torch.compiler.cudagraph_mark_step_begin()
+                    model(xv[i:i+bs*2][:, None].float().div_(255))
+        return epoch
+    plain = cnn().to(dev)
+    hand_epoch = hand(plain)
+    hand_compiled = hand(torch.compile(plain, mode='reduce-overhead' if dev.type == 'cuda' else None, dynamic=False))
     dls = DataLoaders(TensorLoader(xt, yt, bs=bs, shuffle=True, tfm=float_imgs),
                       TensorLoader(xv, yv, bs=bs*2, tfm=float_imgs))
     def learner(step_cb):
@@ -59,18 +68,19 @@ def run_bs(bs):
             with contextlib.redirect_stdout(io.StringIO()): learn.fit(n)
             return learn.metrics.history
         return epoch
-    eager,compiled = learner(TrainCB()),learner(CompileCB())
+    eager,compiled,model_only = learner(TrainCB()),learner(CompileCB()),learner(CompileCB(with_loss=False))
     t = time.perf_counter(); compiled(2); sync and sync()
     r = {'compile_and_first_2_epochs_s': round(time.perf_counter()-t, 1)}
     he,hc = eager(3, seed=1),compiled(3, seed=1)
     print(f'bs {bs}: eager fit  {he}\nbs {bs}: compiled fit {hc}', flush=True)
     r['max_metric_diff'] = max(abs(float(e[k])-float(c[k])) for e,c in zip(he, hc) for k in ('accuracy', 'loss'))
-    hand_epoch(); eager()
-    kept, dropped, best = paired({'hand loop': hand_epoch, 'Learner eager': eager, 'Learner + CompileCB': compiled},
-                                 a.repeats, sync=sync)
+    hand_epoch(); hand_compiled(); hand_compiled(); eager(); model_only(2)
+    kept, dropped, best = paired({'hand loop': hand_epoch, 'hand loop, compiled model': hand_compiled,
+                                  'Learner eager': eager, 'Learner + CompileCB(with_loss=False)': model_only,
+                                  'Learner + CompileCB': compiled}, a.repeats, sync=sync)
     import statistics as st
     r.update({k: round(st.median(v), 4) for k,v in kept.items()})
-    r['ratio_eager_learner'] = round(st.median([o/b for b,o in zip(kept['hand loop'], kept['Learner eager'])]), 3)
+    for k in kept: r['ratio '+k] = round(st.median([o/b for b,o in zip(kept['hand loop'], kept[k])]), 3)
     r['ratio'] = summarize({k:kept[k] for k in ('hand loop', 'Learner + CompileCB')}, 'hand loop', 'Learner + CompileCB',
                            dropped, best)
     print(f'bs {bs}: {r}', flush=True)

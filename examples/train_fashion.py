@@ -98,5 +98,6 @@ def main():
                final=mcb.history[-1], history=mcb.history, torch=torch.__version__)
     acc.print(json.dumps(res))
     if a.json and acc.is_main_process: Path(a.json).write_text(json.dumps(res, indent=1))
+    if torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
 if __name__ == '__main__': main()

@@ -1,4 +1,4 @@
-"""`MixedPrecision` (autocast for any device), `CompileCB` (a `torch.compile`d step with CUDA graphs), and `AccelerateCB`: one process per GPU with Hugging Face Accelerate
+"""`MixedPrecision` (autocast on any device), `CompileCB` (a `torch.compile`d step, CUDA graphs on a GPU) and `AccelerateCB` (one process per GPU with Hugging Face Accelerate)
 
 Docs: https://miniai-dev.github.io/miniai/accel.html.md"""
 
@@ -7,7 +7,7 @@ Docs: https://miniai-dev.github.io/miniai/accel.html.md"""
 # %% auto #0
 __all__ = ['autocast_dtype', 'MixedPrecision', 'CompileCB', 'ShardedLoader', 'StopAgreement', 'AccelerateCB']
 
-# %% ../nbs/15_accel.ipynb #22fc6815
+# %% ../nbs/15_accel.ipynb #3fee02bd
 import contextlib, math, os, sys, warnings
 import torch, torch.nn.functional as F
 import torch.distributed as dist
@@ -18,7 +18,7 @@ from .datasets import DataLoaders, TensorLoader, take_rows
 from .learner import (Learner, Callback, TrainCB, DeviceCB, ProgressCB, CancelFitException,
                             CancelEpochException, CancelBatchException)
 
-# %% ../nbs/15_accel.ipynb #714bf562
+# %% ../nbs/15_accel.ipynb #438abac3
 def _model_dev(model):
     p = next(model.parameters(), None)
     return torch.device('cpu') if p is None else p.device
@@ -63,33 +63,51 @@ class MixedPrecision(TrainCB):
         self.scaler.step(self.learn.opt)          # skips the step when the scaled gradients overflowed
         self.scaler.update()
 
-# %% ../nbs/15_accel.ipynb #69ddb071
+# %% ../nbs/15_accel.ipynb #3495ba7b
+class _ModelLoss(nn.Module):
+    "The model and the loss as one module, so that one compiled graph (one CUDA graph) covers both"
+    def __init__(self, model, loss_func, n_inp):
+        super().__init__()
+        self.model,self.loss_func,self.n_inp = model,loss_func,n_inp
+    def forward(self, *b):
+        preds = self.model(*b[:self.n_inp])
+        return preds, self.loss_func(preds, *b[self.n_inp:])
+
 class CompileCB(MixedPrecision):
-    "The training steps with the model run through `torch.compile` (CUDA graphs on a GPU); optional autocast"
+    "The training steps with the model (and the loss) run through `torch.compile`: CUDA graphs on a GPU"
     def __init__(self, n_inp:int=1, # how many items of each batch are model inputs
                  mode:str='auto', # `torch.compile` mode; 'auto': 'reduce-overhead' (CUDA graphs) on a GPU, else default
                  dynamic:bool=False, # False: one graph per batch shape (the last, smaller batch gets its own)
+                 with_loss:bool=True, # compile the loss with the model (`predict` computes both; `get_loss` hands it on)
                  dtype=None, # autocast dtype, as in `MixedPrecision`; None: full precision
                  **kwargs, # more `torch.compile` arguments, e.g. `backend='aot_eager'`
                 ):
         super().__init__(n_inp, dtype)
-        self.mode,self.dynamic,self.kwargs,self.cmodel,self.src = mode,dynamic,kwargs,None,None
+        self.mode,self.dynamic,self.with_loss,self.kwargs = mode,dynamic,with_loss,kwargs
+        self.cfn,self.src,self.loss = None,None,None
     def before_fit(self):
         super().before_fit()
-        m = self.learn.model
+        learn = self.learn
         mode = ('reduce-overhead' if self.dev.type == 'cuda' else None) if self.mode == 'auto' else self.mode
-        self.graphs = mode is not None and 'reduce-overhead' in mode or 'cudagraphs' in str(self.kwargs.get('backend'))
-        if self.src is not m:        # compile once per model: a second fit reuses the compiled code
-            self.cmodel,self.src = torch.compile(m, mode=mode, dynamic=self.dynamic, **self.kwargs),m
-    def _module(self): return self.cmodel
+        self.graphs = 'reduce-overhead' in str(mode) or 'cudagraphs' in str(self.kwargs.get('backend'))
+        src = (learn.model, learn.loss_func if self.with_loss else None)
+        if self.src != src:        # compile once per model and loss: a second fit reuses the compiled code
+            f = _ModelLoss(learn.model, learn.loss_func, self.n_inp) if self.with_loss else learn.model
+            self.cfn,self.src = torch.compile(f, mode=mode, dynamic=self.dynamic, **self.kwargs),src
     def predict(self):
-        if self.graphs: torch.compiler.cudagraph_mark_step_begin()   # the outputs of the last replay may be reused
-        super().predict()
-        # a CUDA graph writes each replay's output into the same memory: callbacks that keep predictions
-        # (MetricsCB) need their own copy
-        if self.graphs: self.learn.preds = self.learn.preds.clone()
+        if self.graphs: torch.compiler.cudagraph_mark_step_begin()   # the last replay's outputs may now be reused
+        b = self.learn.batch
+        with self.autocast(): out = self.cfn(*b) if self.with_loss else self.cfn(*b[:self.n_inp])
+        preds,self.loss = out if self.with_loss else (out, None)
+        # a CUDA graph writes each replay's outputs into the same memory: what callbacks keep (MetricsCB keeps
+        # predictions and losses) must be copies
+        if self.graphs: preds,self.loss = preds.clone(),(None if self.loss is None else self.loss.clone())
+        self.learn.preds = preds
+    def get_loss(self):
+        if self.loss is None: return super().get_loss()
+        self.learn.loss,self.loss = self.loss,None
 
-# %% ../nbs/15_accel.ipynb #5974b481
+# %% ../nbs/15_accel.ipynb #27953dab
 class ShardedLoader:
     "Rank `rank`'s share of `TensorLoader` `dl`: global batches of `n_procs*dl.bs` items, one contiguous piece each"
     def __init__(self, dl:TensorLoader, # the loader to shard (its tensors, `bs`, `shuffle`, `drop_last`, `tfm`)
@@ -126,7 +144,7 @@ class ShardedLoader:
             b = tuple(take_rows(t, i) for t in self.ts)
             yield self.dl.tfm(b) if self.dl.tfm is not None else b
 
-# %% ../nbs/15_accel.ipynb #088ab4be
+# %% ../nbs/15_accel.ipynb #556eea5e
 _levels = {CancelBatchException:1, CancelEpochException:2, CancelFitException:3}
 _by_level = {v:k for k,v in _levels.items()}
 
@@ -156,7 +174,7 @@ class StopAgreement:
         if hi == 4: raise RuntimeError(f"process {who} failed: this process stops too (see that process's error)")
         raise _by_level[hi](f"process {who} raised {_by_level[hi].__name__}")
 
-# %% ../nbs/15_accel.ipynb #28900cb0
+# %% ../nbs/15_accel.ipynb #e64bdf31
 def _gather(t, sizes):
     "Concatenate tensor `t` of every process (`sizes[r]` rows on process r), in rank order"
     m = max(sizes)
@@ -258,7 +276,7 @@ class AccelerateCB(MixedPrecision):
         self.fitting = False
         if hasattr(self, 'dls'): self.learn.dls = self.dls
 
-# %% ../nbs/15_accel.ipynb #a36ea32b
+# %% ../nbs/15_accel.ipynb #813196ad
 _save1,_load1 = getattr(Learner.save, '_one', Learner.save),getattr(Learner.load, '_one', Learner.load)
 
 @patch
