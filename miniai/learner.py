@@ -10,7 +10,7 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
            'TrainLearner', 'MomentumLearner', 'LRFinderCB', 'check_event_names', 'check_cb', 'check_fit_args',
            'check_cbs', 'EmptyLoaderCB', 'FirstBatchCB', 'StopOnNaNCB', 'lr_find']
 
-# %% ../nbs/09_learner.ipynb #7fdbc52b
+# %% ../nbs/09_learner.ipynb #bf1faeba
 import difflib, inspect, math, operator, os, pickle, sys, tempfile, time, warnings
 from collections.abc import Mapping
 from copy import deepcopy
@@ -31,7 +31,7 @@ from torcheval.metrics import Mean
 
 from .conv import default_device, to_device, _available, _to
 
-# %% ../nbs/09_learner.ipynb #e11e3f4b
+# %% ../nbs/09_learner.ipynb #f911a9da
 class CancelFitException(Exception):
     "Raise in a callback to end the fit: `after_fit` is skipped, `cleanup_fit` still runs"
 class CancelEpochException(Exception):
@@ -100,13 +100,13 @@ def run_cbs(cbs:list, # callbacks, each with an `order`
         for cb,*_ in calls: cb.learn = learn
     call_all(calls, method_nm, learn)
 
-# %% ../nbs/09_learner.ipynb #9fcb93a7
+# %% ../nbs/09_learner.ipynb #a008bd42
 class SingleBatchCB(Callback):
     "Stop the fit after the first batch (`order` 1, so order-0 callbacks see that batch first)"
     order = 1
     def after_batch(self): raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #e693ab49
+# %% ../nbs/09_learner.ipynb #81926944
 def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
           ):
     "Detach the tensors in `x` and copy them to the CPU, turning float16/bfloat16 into float32; containers keep their type"
@@ -118,7 +118,7 @@ def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
     if isinstance(x, (list, tuple)): return type(x)(to_cpu(o) for o in x)
     return x
 
-# %% ../nbs/09_learner.ipynb #29b0c12b
+# %% ../nbs/09_learner.ipynb #e095c138
 _levels = ('fit', 'epoch', 'batch')
 _cancel = dict(zip(_levels, _cancels))      # level -> the exception that cancels it
 _steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
@@ -142,7 +142,7 @@ class with_cbs:
             finally: o.callback(cleanup)
         return _f
 
-# %% ../nbs/09_learner.ipynb #6919fa1d
+# %% ../nbs/09_learner.ipynb #63712ce1
 class Learner:
     "Train `model` on `dls` with `loss_func` and an `opt_func` optimizer at `lr`; callbacks `cbs` run events and steps"
     add_checks,fit_checks,guard_cbs = [],[],[]   # guard rails, filled in by the section "Guard rails" below
@@ -223,7 +223,7 @@ class Learner:
     @property
     def training(self): return self.model.training
 
-# %% ../nbs/09_learner.ipynb #696da596
+# %% ../nbs/09_learner.ipynb #c5254063
 class TrainCB(Callback):
     "The standard steps: the first `n_inp` items of the batch go to the model, the rest to the loss function"
     def __init__(self, n_inp:int=1): # how many items of each batch are model inputs
@@ -234,7 +234,7 @@ class TrainCB(Callback):
     def step(self): self.learn.opt.step()
     def zero_grad(self): self.learn.opt.zero_grad()
 
-# %% ../nbs/09_learner.ipynb #51825610
+# %% ../nbs/09_learner.ipynb #e178b31c
 def _to_dev(b, dev):
     "Batch `b` on `dev`; a CUDA copy is non-blocking (it overlaps with compute when the loader pins its memory)"
     if isinstance(b, Tensor): return b.to(dev, non_blocking=dev.type == 'cuda')
@@ -270,14 +270,23 @@ class DeviceCB(Callback):
     def before_batch(self):
         if self.copy: self.learn.batch = _to_dev(self.learn.batch, self.dev)
 
-# %% ../nbs/09_learner.ipynb #2fc8a252
+# %% ../nbs/09_learner.ipynb #6e38993f
 def _warn_diverged(learn, loss):
     warnings.warn(f"the average {'training' if learn.training else 'validation'} loss of epoch {learn.epoch} is {loss}: "
                   "training diverged. Lower the learning rate (learn.lr_find() suggests one); add StopOnNaNCB() to stop "
                   "at the first bad batch", stacklevel=3)
 
+def _update_metric(k, m, preds, yb):
+    "`m.update(preds, yb)`; an error gets a note with the shapes metric `k` was given"
+    try: m.update(preds, yb)
+    except (ValueError, RuntimeError, IndexError) as e:
+        e.add_note(f"metric {k!r} ({type(m).__name__}) got preds of shape {tuple(preds.shape)} and targets of "
+                   f"shape {tuple(yb.shape)}: check that the model's output is what this metric expects")
+        raise
+
 class MetricsCB(Callback):
     "Track metrics `ms` (named after their class) and `metrics` (named by keyword), and the loss; log them each epoch"
+    max_buf = 2**24     # predictions (number of elements) kept on the device before the metrics are updated
     def __init__(self, *ms, **metrics):
         for o in ms: metrics[type(o).__name__] = o
         self.metrics,self.history,self.last = metrics,[],{}
@@ -286,20 +295,20 @@ class MetricsCB(Callback):
     def before_fit(self): self.learn.metrics,self.history = self,[]
     def before_epoch(self):
         for m in self.all_metrics.values(): m.reset()
-        self.n = 0
+        self.preds,self.targs,self.losses,self.n,self.buf = [],[],[],0,0
     def after_batch(self):
-        preds,yb,n = self.learn.preds.detach(),self.learn.batch[1],len(self.learn.batch[1])
-        if self.n == 0:                                     # metrics live where the predictions are: no copies
-            for m in self.all_metrics.values(): m.to(preds.device)
-        self.n += n
-        self.all_metrics['loss'].update(self.learn.loss.detach(), weight=n)
-        for k,m in self.metrics.items():
-            try: m.update(preds, yb)
-            except (ValueError, RuntimeError, IndexError) as e:
-                e.add_note(f"metric {k!r} ({type(m).__name__}) got preds of shape {tuple(preds.shape)} and targets of "
-                           f"shape {tuple(yb.shape)}: check that the model's output is what this metric expects")
-                raise
+        self.preds.append(self.learn.preds.detach()); self.targs.append(self.learn.batch[1])
+        self.losses.append(self.learn.loss.detach()); self.buf += self.preds[-1].numel()
+        if self.n == 0 or self.buf > self.max_buf: self._update()    # the first batch at once: errors show early
+    def _update(self):
+        "Update every metric once with the batches kept since the last update: a few kernels per epoch, not per batch"
+        preds,yb,ns = torch.cat(self.preds),torch.cat(self.targs),[len(o) for o in self.targs]
+        for m in self.all_metrics.values(): m.to(preds.device)       # metrics live where the predictions are
+        self.all_metrics['loss'].update(torch.stack(self.losses), weight=torch.tensor(ns, device=preds.device))
+        for k,m in self.metrics.items(): _update_metric(k, m, preds, yb)
+        self.n,self.preds,self.targs,self.losses,self.buf = self.n+len(yb),[],[],[],0
     def after_epoch(self):
+        if self.preds: self._update()
         if not self.n: return
         self.last = {k:float(m.compute()) for k,m in self.all_metrics.items()}
         if not math.isfinite(self.last['loss']): _warn_diverged(self.learn, self.last['loss'])
@@ -308,7 +317,7 @@ class MetricsCB(Callback):
         self.history.append(log)
         if not any(getattr(cb, 'shows_metrics', False) for cb in self.learn.cbs): self._log(log)
 
-# %% ../nbs/09_learner.ipynb #0f63a072
+# %% ../nbs/09_learner.ipynb #4d9c7050
 def _len(dl):
     "`len(dl)`, or None for loaders without one (e.g. over an `IterableDataset`)"
     try: return len(dl)
@@ -360,7 +369,7 @@ class ProgressCB(Callback):
         elif not self.done: print()                         # end the half-written console line
         self.mbar = self.pbar = None
 
-# %% ../nbs/09_learner.ipynb #5f88f329
+# %% ../nbs/09_learner.ipynb #b2f68487
 class TrainLearner(Learner):
     "A `Learner` with the standard steps built in: the model takes `batch[0]`, the loss takes the predictions and `batch[1]`"
     def predict(self): self.preds = self.model(self.batch[0])
@@ -387,7 +396,7 @@ class MomentumLearner(TrainLearner):
             for p in self.model.parameters():
                 if p.grad is not None: p.grad.mul_(self.mom)
 
-# %% ../nbs/09_learner.ipynb #bfeb44c7
+# %% ../nbs/09_learner.ipynb #a8dda4ef
 class LRFinderCB(Callback):
     "Multiply the lr by `gamma` each batch; stop when the loss passes `max_mult` times its minimum (or is NaN); plot"
     def __init__(self, gamma:float=1.3, # lr multiplier per batch
@@ -429,7 +438,7 @@ class LRFinderCB(Callback):
                                      "little: try a lower start_lr (or the model is already trained)", stacklevel=2)
         return self.lrs[i_best]/10
 
-# %% ../nbs/09_learner.ipynb #2e8c93c8
+# %% ../nbs/09_learner.ipynb #cdee2a33
 _all_ = ['lr_find']
 @patch
 def lr_find(self:Learner, gamma:float=1.3, # lr multiplier per batch
@@ -451,12 +460,12 @@ def lr_find(self:Learner, gamma:float=1.3, # lr multiplier per batch
         self.opt,self._keep_opt = opt,keep
     return cb.suggestion()
 
-# %% ../nbs/09_learner.ipynb #1dd335bf
+# %% ../nbs/09_learner.ipynb #26feb3d0
 def _register(checks:list, f):
     "Add guard rail `f` to `checks`, replacing one of the same name (re-running a notebook cell does not add it twice)"
     checks[:] = [g for g in checks if g.__name__ != f.__name__] + [f]
 
-# %% ../nbs/09_learner.ipynb #68c04e5c
+# %% ../nbs/09_learner.ipynb #29d7832c
 _prefixes = ('before_', 'after_', 'cleanup_')
 def check_event_names(cb):
     "Raise if `cb` has a method named like an event or step (or close to one) that is not one: it would never run"
@@ -478,7 +487,7 @@ def check_cb(learn, cb):
     check_event_names(cb)
 _register(Learner.add_checks, check_cb)
 
-# %% ../nbs/09_learner.ipynb #da96bbae
+# %% ../nbs/09_learner.ipynb #e927e68f
 def check_fit_args(learn, n_epochs, train, valid):
     "Guard rail of `fit`: a whole number of epochs, a model, an optimizer class, and the loaders the fit will use"
     try: ok = operator.index(n_epochs) >= 1 and not isinstance(n_epochs, bool)     # ints, numpy ints; not floats
@@ -497,7 +506,7 @@ def check_fit_args(learn, n_epochs, train, valid):
             raise ValueError(f"dls.{part} is None: give DataLoaders a {part} loader, or fit({part}=False)")
 _register(Learner.fit_checks, check_fit_args)
 
-# %% ../nbs/09_learner.ipynb #5f5c38e4
+# %% ../nbs/09_learner.ipynb #a5244ffb
 def check_cbs(learn, n_epochs, train, valid):
     "Guard rail of `fit`: callbacks put in `learn.cbs` directly get `add_cb`'s checks; every step the fit runs exists"
     if len({id(cb) for cb in learn.cbs}) < len(learn.cbs): raise ValueError("learn.cbs holds the same callback twice")
@@ -508,7 +517,7 @@ def check_cbs(learn, n_epochs, train, valid):
             f"or define `{nm}` in a Learner subclass")
 _register(Learner.fit_checks, check_cbs)
 
-# %% ../nbs/09_learner.ipynb #2f4e086d
+# %% ../nbs/09_learner.ipynb #666cf8e9
 class EmptyLoaderCB(Callback):
     "Guard rail: a DataLoader with no batch is an error, not an epoch that silently trains nothing"
     order = -100
@@ -522,7 +531,7 @@ class EmptyLoaderCB(Callback):
                                                      "dataset is not empty")
 _register(Learner.guard_cbs, EmptyLoaderCB)
 
-# %% ../nbs/09_learner.ipynb #b484c5f1
+# %% ../nbs/09_learner.ipynb #eda2ed38
 def _devices(b):
     "The set of devices of the tensors in the (nested) batch `b`"
     if isinstance(b, Tensor): return {b.device}
@@ -582,7 +591,7 @@ class FirstBatchCB(Callback):
         if not self.todo: self.learn.remove_cb(self)      # both kinds checked: no cost for the rest of the fit
 _register(Learner.guard_cbs, FirstBatchCB)
 
-# %% ../nbs/09_learner.ipynb #1d963b44
+# %% ../nbs/09_learner.ipynb #34f8f9db
 class StopOnNaNCB(Callback):
     "Stop the fit (with a warning) at the first batch whose loss is NaN or infinite; reads the loss every batch"
     def after_loss(self):
@@ -592,7 +601,7 @@ class StopOnNaNCB(Callback):
                           "stopping the fit. Lower the learning rate (learn.lr_find() suggests one)", stacklevel=2)
             raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #57f982e2
+# %% ../nbs/09_learner.ipynb #ca687a3d
 @patch
 def get_preds(self:Learner, dl=None, # a DataLoader of (x, y, ...) batches; default `self.dls.valid`
              ) -> tuple:
@@ -658,7 +667,7 @@ def load(self:Learner, path, # a file written by `Learner.save`
         self._keep_opt = True
     return self
 
-# %% ../nbs/09_learner.ipynb #ba40b115
+# %% ../nbs/09_learner.ipynb #ae7c4a76
 @patch
 def show_training_loop(self:Learner):
     "Print the events and steps of a fit in order, with the callbacks that handle each"
