@@ -116,8 +116,8 @@ def build(root, strict=False):
             if not subprocess.run(cmd, capture_output=True).returncode and cmd[1]=='install': break
     if not strict and not (MATHJAX/'MathJax.js').exists(): raise SystemExit(f'no MathJax in {MATHJAX}: `apt-get install libjs-mathjax` (or set MINIAI_MATHJAX)')
     pages = [(p, nbpath2html(Path(p.name)).stem) for p in nbs]
-    for d in (src, out, root/'_proc'/'html'): shutil.rmtree(d, ignore_errors=True)
-    src.mkdir(parents=True)
+    for d in ([] if strict else [src, out, root/'_proc'/'html']): shutil.rmtree(d, ignore_errors=True)
+    src.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(min(2, os.cpu_count() or 1)) as ex:
         res = list(ex.map(build_docs.proc_one, nbs, [src/f'{pg}.ipynb' for _, pg in pages], [strict]*len(nbs), [pages]*len(nbs)))
     for n, e, note in res: print(f'[docs{" --strict" if strict else ""}] {n}: ' + (f'nbdev-docs would stop at {e}' if e else 'ok')
