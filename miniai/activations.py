@@ -7,8 +7,7 @@ Docs: https://miniai-dev.github.io/miniai/activations.html.md"""
 
 # %% ../nbs/10_activations.ipynb #bd0cc1dc
 from __future__ import annotations
-import os, random, numbers, statistics, time, warnings, weakref
-from contextlib import contextmanager
+import operator, os, random, warnings, weakref
 from functools import partial
 
 import numpy as np, torch, matplotlib.pyplot as plt
@@ -19,16 +18,17 @@ from .learner import Callback, to_cpu
 from .datasets import get_grid, subplots
 
 # %% auto #0
-__all__ = ['set_seed', 'num_threads', 'fastest_threads', 'Hook', 'Hooks', 'append_stats', 'get_hist', 'get_min', 'HooksCallback',
-           'ActivationStats']
+__all__ = ['set_seed', 'Hook', 'Hooks', 'append_stats', 'get_hist', 'get_min', 'HooksCallback', 'ActivationStats']
 
 # %% ../nbs/10_activations.ipynb #16ef11ea
-def set_seed(seed:int, # seed for Python's, NumPy's and PyTorch's (CPU and every CUDA device) generators
+def set_seed(seed:int, # seed for Python's, NumPy's and PyTorch's (CPU and every CUDA device) generators; any integer type
              deterministic:bool=False, # also turn on PyTorch's deterministic algorithms (slower; ops without one raise)
             ):
     "Seed Python, NumPy and PyTorch with `seed`; with `deterministic` also turn on PyTorch's deterministic algorithms."
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an int, got {seed!r} of type {type(seed).__name__}; call e.g. set_seed(42)")
+    seed0 = seed
+    try: seed = operator.index(seed) if not isinstance(seed, bool) else None   # any integer: int, np.int64, a 0-d int tensor
+    except TypeError: seed = None
+    if seed is None: raise TypeError(f"seed must be an int, got {seed0!r} of type {type(seed0).__name__}; call e.g. set_seed(42)")
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32) (NumPy's limit), got {seed}; pick a smaller non-negative int")
     random.seed(seed)
@@ -46,35 +46,6 @@ def set_seed(seed:int, # seed for Python's, NumPy's and PyTorch's (CPU and every
         else: os.environ['CUBLAS_WORKSPACE_CONFIG'] = ':4096:8'
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True)
-
-# %% ../nbs/10_activations.ipynb #7c943d5c
-@contextmanager
-def num_threads(n:int): # how many CPU threads PyTorch uses inside the `with` block
-    "Run a `with` block with `n` PyTorch CPU threads; the previous number is restored afterwards, even after an error"
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"num_threads needs a whole number of threads, at least 1, got {n!r}")
-    n0 = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(n0)
-
-def fastest_threads(step, # called with no arguments: the work to time, e.g. a few training steps
-                    counts=None, # thread counts to compare, the one to keep first; None: PyTorch's current number, 1
-                    reps:int=3, # rounds; each round times `step` once per count, so the counts alternate
-                    tol:float=0.05, # another count must be this much faster (5%) to replace the first one
-                   ) -> tuple:
-    "Time `step` with each thread count in `counts`, alternating; return the count to use and `{count: median seconds}`"
-    counts = list(dict.fromkeys(counts or [torch.get_num_threads(), 1]))
-    times = {nt: [] for nt in counts}
-    for _ in range(reps):
-        for nt in counts:
-            with num_threads(nt):
-                t = time.perf_counter(); step(); times[nt].append(time.perf_counter()-t)
-    med = {nt: statistics.median(ts) for nt,ts in times.items()}
-    best = counts[0]
-    for nt in counts[1:]:
-        if med[nt] < med[best]*(1-tol): best = nt      # a near tie keeps the first count
-    return best,med
 
 # %% ../nbs/10_activations.ipynb #90e8735e
 def _call_hook(ref, f, mod, inp, outp):

@@ -93,7 +93,7 @@ def subplots(nrows:int=1, # number of rows of plots
     if figsize is None: figsize = (ncols*imsize, nrows*imsize)
     fig, ax = plt.subplots(nrows, ncols, figsize=figsize, **kwargs)
     if suptitle is not None: fig.suptitle(suptitle)
-    if nrows*ncols==1: ax = np.array(ax)
+    if nrows*ncols==1: ax = np.array([ax])   # one plot: still an array, `axs[0]` as in the course
     return fig, ax
 
 # %% ../nbs/05_datasets.ipynb #d840dc74

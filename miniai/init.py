@@ -6,7 +6,7 @@ Docs: https://miniai-dev.github.io/miniai/initializing.html.md"""
 
 # %% ../nbs/11_initializing.ipynb #5acef0d4
 from __future__ import annotations
-import math, warnings
+import gc, math, sys, traceback, warnings
 from functools import partial
 
 import matplotlib.pyplot as plt
@@ -16,10 +16,37 @@ from torch import Tensor, nn
 
 from .learner import Callback
 from .conv import conv
+_all_ = ['conv']   # the course's `from miniai.init import *` brings `conv`; it is defined once, in `miniai.conv`
 
 # %% auto #0
-__all__ = ['init_weights', 'get_model', 'BatchTransformCB', 'GeneralRelu', 'plot_func', 'lsuv_init', 'BatchNorm', 'LayerNorm',
-           'InstanceNorm', 'RunningBatchNorm']
+__all__ = ['clean_ipython_hist', 'clean_tb', 'clean_mem', 'init_weights', 'get_model', 'BatchTransformCB', 'GeneralRelu',
+           'plot_func', 'lsuv_init', 'BatchNorm', 'LayerNorm', 'InstanceNorm', 'RunningBatchNorm', 'conv']
+
+# %% ../nbs/11_initializing.ipynb #f6856dea
+def clean_ipython_hist():
+    "Drop IPython's references to past inputs and outputs (`_i7`, `Out`, `_`), which keep tensors alive; outside IPython, nothing"
+    try: from IPython import get_ipython
+    except ImportError: return
+    ip = get_ipython()
+    if ip is None: return
+    ns, n = ip.user_ns, ip.displayhook.prompt_count + 1
+    ip.displayhook.flush()                               # clears `Out`, `_oh` and `_`, `__`, `___`
+    for i in range(1, n): ns.pop(f'_i{i}', None)
+    ns.update(_i='', _ii='', _iii='')
+    hm = ip.history_manager
+    hm.input_hist_parsed[:] = [''] * n; hm.input_hist_raw[:] = [''] * n
+    hm._i = hm._ii = hm._iii = hm._i00 = ''
+
+def clean_tb():
+    "Forget the last uncaught exception (`sys.last_traceback`...) after clearing its frames, which keep tensors alive"
+    if getattr(sys, 'last_traceback', None) is not None: traceback.clear_frames(sys.last_traceback)
+    for k in ('last_traceback', 'last_type', 'last_value', 'last_exc'):
+        if hasattr(sys, k): delattr(sys, k)
+
+def clean_mem():
+    "Free what a failed cell holds on to: `clean_tb`, `clean_ipython_hist`, garbage collection, then PyTorch's CUDA cache"
+    clean_tb(); clean_ipython_hist(); gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized(): torch.cuda.empty_cache()
 
 # %% ../nbs/11_initializing.ipynb #a9022e33
 _init_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -36,17 +63,17 @@ def init_weights(m:nn.Module, # a module: conv and linear layers are initialized
 
 # %% ../nbs/11_initializing.ipynb #ef803a6c
 def get_model(act=nn.ReLU, # activation class (or a `partial` of one) called once per layer, e.g. `GeneralRelu`
-              nfs:tuple=(8,16,32,64), # output channels of each stride-2 layer: at least 4 for 28×28 inputs
+              nfs:list=None, # input channels, then each stride-2 layer's output channels; None: [1,8,16,32,64]
               norm=None, # normalization class called with the number of channels, e.g. `nn.BatchNorm2d`
              )->nn.Sequential:
-    "A CNN for 1×28×28 images: stride-2 `conv`s with `nfs` channels, `act` and `norm`, then a conv to 10 class scores"
-    nfs = tuple(nfs)
-    if len(nfs) < 4: raise ValueError(
-        f"get_model: nfs={nfs} has {len(nfs)} layers, but 28×28 inputs need at least 4 stride-2 layers to reach 2×2 "
-        "before the last conv; pass e.g. nfs=(8,16,32,64)")
-    layers = [conv(1, nfs[0], ks=5, act=act, norm=norm)]                            # (bs,nfs[0],14,14)
-    layers += [conv(ni, nf, act=act, norm=norm) for ni,nf in zip(nfs, nfs[1:])]     # ... (bs,nfs[3],2,2)
-    return nn.Sequential(*layers, conv(nfs[-1], 10, act=False), nn.Flatten())       # (bs,10)
+    "A CNN for 28×28 images: stride-2 `conv`s through the channels `nfs`, with `act` and `norm`, then a conv to 10 class scores"
+    nfs = [1,8,16,32,64] if nfs is None else list(nfs)
+    if len(nfs) < 5: raise ValueError(
+        f"get_model: nfs={nfs} makes {len(nfs)-1} layers, but 28×28 inputs need at least 4 stride-2 layers to reach 2×2 "
+        "before the last conv; nfs starts with the input channels, as in the course: e.g. nfs=[1,8,16,32,64]")
+    layers = [conv(nfs[0], nfs[1], ks=5, act=act, norm=norm)]                                   # (bs,nfs[1],14,14)
+    layers += [conv(ni, nf, act=act, norm=norm) for ni,nf in zip(nfs[1:], nfs[2:])]          # ... (bs,nfs[-1],2,2)
+    return nn.Sequential(*layers, conv(nfs[-1], 10, act=None), nn.Flatten())                  # (bs,10)
 
 # %% ../nbs/11_initializing.ipynb #1e4fc29b
 class BatchTransformCB(Callback):
@@ -93,31 +120,34 @@ def plot_func(f, # an elementwise function of a tensor, e.g. a `GeneralRelu` ins
 
 # %% ../nbs/11_initializing.ipynb #69744ffb
 def lsuv_init(model:nn.Module, # the whole model: `xb` goes through it
-              layer:nn.Module, # the layer whose weight is scaled and bias shifted, e.g. a `nn.Conv2d`
-              out_mod:nn.Module, # the module whose output is measured, e.g. the activation after `layer`
+              m:nn.Module, # the module whose output is measured, e.g. the activation after `m_in`
+              m_in:nn.Module, # the layer whose weight is scaled and bias shifted, e.g. a `nn.Conv2d`
               xb:Tensor, # a batch of inputs, normalized as in training
               tol:float=1e-3, # stop once |mean| and |std-1| are both below this
               max_iter:int=50, # at most this many forward passes
              )->tuple:
-    "Scale `layer`'s weight and shift its bias until `out_mod`'s output on `xb` has mean 0 and std 1; returns (mean, std)"
-    if getattr(layer, 'weight', None) is None: raise TypeError(f"lsuv_init: {type(layer).__name__} has no weight to rescale")
+    "Scale `m_in`'s weight and shift its bias until `m`'s output on `xb` has mean 0 and std 1; returns (mean, std)"
+    if getattr(m_in, 'weight', None) is None: raise TypeError(f"lsuv_init: {type(m_in).__name__} has no weight to rescale; "
+        "the arguments are (model, m, m_in, xb), as in the course: `m` the module measured, `m_in` the layer rescaled")
+    p = next(model.parameters(), None)
+    if p is not None: xb = xb.to(p.device)   # the course moves `xb` to `def_device`; the model may be elsewhere
     stats = {}
     def _hook(mod, inp, out): stats['mean'],stats['std'] = out.mean().item(),out.std().item()
-    h = out_mod.register_forward_hook(_hook)
+    h = m.register_forward_hook(_hook)
     try:
         with torch.no_grad():
             for i in range(max_iter):
                 model(xb)
-                if not stats: raise ValueError(f"lsuv_init: {type(out_mod).__name__} did not run in the forward pass: is it part of the model?")
+                if not stats: raise ValueError(f"lsuv_init: {type(m).__name__} did not run in the forward pass: is it part of the model?")
                 mean,std = stats['mean'],stats['std']
                 if not (std > 0 and math.isfinite(std)): raise ValueError(
-                    f"lsuv_init: the output of {type(out_mod).__name__} has std {std}: its input is constant or has overflowed; "
+                    f"lsuv_init: the output of {type(m).__name__} has std {std}: its input is constant or has overflowed; "
                     "check the layers before it (or the input's normalization)")
-                if (layer.bias is None or abs(mean) < tol) and abs(std-1) < tol: return mean,std
+                if (m_in.bias is None or abs(mean) < tol) and abs(std-1) < tol: return mean,std
                 if i == max_iter-1: break              # out of passes: leave the weights as the last pass measured them
-                if layer.bias is not None: layer.bias -= mean
-                layer.weight /= std
-            warnings.warn(f"lsuv_init: no convergence in {max_iter} passes for {type(layer).__name__}: output mean "
+                if m_in.bias is not None: m_in.bias -= mean
+                m_in.weight /= std
+            warnings.warn(f"lsuv_init: no convergence in {max_iter} passes for {type(m_in).__name__}: output mean "
                           f"{mean:.4f}, std {std:.4f}; raise max_iter or tol", RuntimeWarning)
             return mean,std
     finally: h.remove()

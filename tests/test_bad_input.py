@@ -260,10 +260,10 @@ def test_lsuv_init_failures_leave_no_hook():
     model, stray = tiny_model(), nn.ReLU()
     xb = tiny_data()[0]
     with pytest.raises(ValueError, match='ReLU did not run in the forward pass: is it part of the model'):
-        init.lsuv_init(model, model[0], stray, xb)
+        init.lsuv_init(model, stray, model[0], xb)   # (model, m measured, m_in rescaled, xb)
     with torch.no_grad(): model[0].bias.zero_()
     with pytest.raises(ValueError, match='has std 0.0: its input is constant'):
-        init.lsuv_init(model, model[0], model[1], torch.zeros(16, 4))   # zero input, zero bias: the ReLU outputs 0
+        init.lsuv_init(model, model[1], model[0], torch.zeros(16, 4))   # zero input, zero bias: the ReLU outputs 0
     assert all(not m._forward_hooks for m in [*model.modules(), stray])
     with pytest.raises(TypeError, match='ReLU has no weight to rescale'): init.lsuv_init(model, model[1], model[1], xb)
 

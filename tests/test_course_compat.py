@@ -16,36 +16,47 @@ def run_py(code:str):
 
 # --- def_device: a value, worked out when first read ---------------------------------------------------------------
 
-SPY = """
+@pytest.fixture(scope='module')
+def fresh():
+    "What a fresh interpreter reports: one subprocess (torch imports once) for every check that needs a clean start"
+    out = run_py("""
     import torch
     from unittest import mock
     asked = []
     def spy(*a): asked.append(1); return False
-    patches = mock.patch('torch.cuda.is_available', spy), mock.patch('torch.backends.mps.is_available', spy)
-"""
-
-def test_def_device_is_read_lazily():
-    out = run_py(SPY + """
-    with patches[0], patches[1]:
+    with mock.patch('torch.cuda.is_available', spy), mock.patch('torch.backends.mps.is_available', spy):
         import miniai.conv
-        assert not asked, 'importing miniai.conv asked which device there is'
+        print('conv import asked', len(asked))
         from miniai.conv import def_device
-        assert asked, 'reading def_device did not ask'
-        n = len(asked); miniai.conv.def_device; assert len(asked) == n, 'asked again: the value is not kept'
-    print(type(def_device).__name__, def_device.type)
+        print('def_device read asked', len(asked) > 0)
+        n = len(asked); miniai.conv.def_device
+        print('read again asked', len(asked) - n)
+        import miniai.datasets, miniai.learner, miniai.activations, miniai.init
+        print('package import asked', len(asked) - n)
+    print('def_device', type(def_device).__name__, def_device.type)
+    ns = {}; exec('from miniai.conv import *', ns)
+    print('star import', type(ns['def_device']).__name__, callable(ns['default_device']))
+    import sys
+    from miniai.init import clean_mem
+    try: from IPython import get_ipython; shell = get_ipython() is not None
+    except ImportError: shell = False
+    print('in ipython', shell)
+    clean_mem()
+    print('clean_mem ok')
     """)
-    assert out.split() == ['device', 'cpu']
+    return dict(l.rsplit(' ', 1) if l.count(' ') else (l, '') for l in out.splitlines())
 
-def test_importing_the_package_asks_for_no_device():
-    run_py(SPY + """
-    with patches[0], patches[1]:
-        import miniai.conv, miniai.datasets, miniai.learner, miniai.activations, miniai.init
-        assert not asked, 'importing miniai asked which device there is'
-    """)
+def test_def_device_is_read_lazily(fresh):
+    assert fresh['conv import asked'] == '0'                                  # importing asks no device
+    assert fresh['def_device read asked'] == 'True'                           # reading the name does
+    assert fresh['read again asked'] == '0'                                   # once: the value is kept
+    assert fresh['def_device device'] == 'cpu'                                 # (CUDA and MPS were mocked away)
 
-def test_def_device_star_import():
-    out = run_py("from miniai.conv import *\nprint(type(def_device).__name__, callable(default_device))")
-    assert out.split() == ['device', 'True']
+def test_importing_the_package_asks_for_no_device(fresh):
+    assert fresh['package import asked'] == '0'
+
+def test_def_device_star_import(fresh):
+    assert fresh['star import device'] == 'True'
 
 def test_def_device_used_as_the_course_uses_it():
     from miniai.conv import def_device, default_device, to_device
@@ -145,7 +156,10 @@ def test_clean_mem_outside_ipython():
     clean_mem()
     assert not hasattr(sys, 'last_traceback') and not hasattr(sys, 'last_value')
     clean_tb(); clean_ipython_hist(); clean_mem()                             # nothing to clean: no error
-    run_py("from miniai.init import clean_mem; clean_mem()")                   # a plain script, IPython never started
+
+
+def test_clean_mem_in_a_plain_script(fresh):
+    assert fresh['in ipython'] == 'False' and fresh['clean_mem'] == 'ok'       # no IPython shell: nothing to clean, no error
 
 def test_set_seed_takes_numpy_integers():
     from miniai.activations import set_seed
