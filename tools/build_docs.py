@@ -38,7 +38,7 @@ def _patch_nbdev():
         try: md += '\n\n' + DocmentTbl(self.sym)._repr_markdown_().replace('| NoneType | None |', '|  | None |')
         except Exception: pass   # no signature to tabulate
         meths = [(k, v) for k, v in vars(self.sym).items() if cls and not k.startswith('_') and inspect.isfunction(v) and v.__doc__]
-        return md.replace(':NoneType=None', '=None') + ''.join('\n\n' + R(v, name=f'{self.nm}.{k}', title_level=4)._repr_markdown_() for k, v in meths)
+        return md.replace(':NoneType=None', '=None').replace('__main__.', '') + ''.join('\n\n' + R(v, name=f'{self.nm}.{k}', title_level=4)._repr_markdown_() for k, v in meths)
     R._repr_markdown_, R._miniai = _repr_markdown_, True
 
 def to_myst(nb, src, cfg, pages):
@@ -123,6 +123,7 @@ def build(root, strict=False):
     for n, e, note in res: print(f'[docs{" --strict" if strict else ""}] {n}: ' + (f'nbdev-docs would stop at {e}' if e else 'ok')
                                  + (f'; NOTE {note}' if note else ''), flush=True)
     if strict: return int(any(e for _, e, _ in res))
+    t1 = time.time()
     html = root/'_proc'/'html'   # MyST-NB writes images beside the output folder: keep it inside _proc/, then move it
     r = subprocess.run([sys.executable, '-m', 'sphinx', '-q', '-E', '-b', 'html', '-c', str(TOOLS/'docs'), '-d', str(root/'_proc'/'doctrees'), str(src), str(html)])
     if r.returncode: raise SystemExit('sphinx-build failed')
@@ -134,7 +135,7 @@ def build(root, strict=False):
     ids = {f.name: set(re.findall(r'\bid="([^"]+)"', h)) for f, h in htmls.items()}
     for f, h in htmls.items(): f.write_text(fix_links(h, site_url(cfg), ids))
     (out/'.nojekyll').write_text('')
-    print(f'[docs] {len(pages)} pages in {out.relative_to(root)}/ in {time.time()-t0:.1f}s', flush=True)
+    print(f'[docs] {len(pages)} pages in {out.relative_to(root)}/ in {time.time()-t0:.1f}s (nbdev {t1-t0:.1f}s, Sphinx {time.time()-t1:.1f}s)', flush=True)
     return 0
 
 if __name__=='__main__':

@@ -17,7 +17,7 @@ html_theme = 'furo'
 html_favicon = str(Path(__file__).parent/'static'/'favicon.svg')
 html_static_path = [str(Path(__file__).parent/'static')]
 html_css_files = ['miniai.css']
-html_copy_source = html_show_sourcelink = False
+html_copy_source = html_show_sourcelink = html_show_copyright = False
 html_theme_options = dict(top_of_page_buttons=[])   # each page links its notebook itself (furo's would guess wrong paths)
 exclude_patterns = ['**.ipynb_checkpoints']
 suppress_warnings = ['mystnb.unknown_mime_type', 'myst.header', 'misc.highlighting_failure']
