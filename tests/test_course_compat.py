@@ -242,3 +242,35 @@ def test_course_11_initializing_cells():
     learn.fit(1)
     assert len(list(astats)) == 4
     plot_func(act_gr()); clean_mem()
+
+@pytest.mark.filterwarnings('ignore:the loss was lowest')   # random images: lr_find's suggestion means little
+def test_course_09_learner_cells(capsys):
+    "Course 09_learner: a with_transform'd DatasetDict with workers, a `learn`-style callback, metrics, momentum, lr_find"
+    from torcheval.metrics import MulticlassAccuracy
+    from miniai.datasets import DataLoaders, inplace
+    from miniai.learner import (Callback, Learner, TrainCB, DeviceCB, MetricsCB, ProgressCB, TrainLearner,
+                                MomentumLearner, SingleBatchCB)
+    x, y = 'image', 'label'
+    @inplace
+    def transformi(b): b[x] = [torch.flatten(to_tensor(o)) for o in b[x]]
+    dls = DataLoaders.from_dd(small_dd(64, 32).with_transform(transformi), 16, num_workers=2)
+    m, nh = 28*28, 50
+    def get_model(): return nn.Sequential(nn.Linear(m, nh), nn.ReLU(), nn.Linear(nh, 10))
+    class CompletionCB(Callback):
+        def before_fit(self, learn): self.count = 0
+        def after_batch(self, learn): self.count += 1
+        def after_fit(self, learn): print(f'Completed {self.count} batches')
+    cbs = [TrainCB(), CompletionCB()]
+    learn = Learner(get_model(), dls, F.cross_entropy, lr=0.2, cbs=cbs)
+    learn.fit(1)
+    assert 'Completed 5 batches' in capsys.readouterr().out                   # 4 training batches of 16, 1 validation of 32
+    metrics = MetricsCB(accuracy=MulticlassAccuracy())
+    cbs = [TrainCB(), DeviceCB(), metrics, ProgressCB(plot=True)]
+    learn = Learner(get_model(), dls, F.cross_entropy, lr=0.2, cbs=cbs)
+    learn.fit(2)
+    learn = MomentumLearner(get_model(), dls, F.cross_entropy, lr=0.1, cbs=[DeviceCB(), metrics])
+    learn.fit(1)
+    TrainLearner(get_model(), dls, F.cross_entropy, cbs=[DeviceCB(), SingleBatchCB()]).fit(1)
+    learn = MomentumLearner(get_model(), dls, F.cross_entropy, cbs=[DeviceCB()])
+    learn.lr_find()
+    learn.lr_find(gamma=1.1, max_mult=3, start_lr=1e-4, max_epochs=3)
