@@ -1,8 +1,8 @@
 """A `Learner` whose training step runs through `torch.compile` (`CompileCB`: CUDA graphs on a GPU) vs the eager hand
 loop of `bench/learner_overhead.py` and the eager `Learner` with the same callbacks. Same model (the 10_activations CNN),
-same data (Fashion-MNIST tensors on the device), same initial weights; one epoch = 60k train + 10k valid, for each batch
-size asked. Also checks that a compiled fit's per-epoch metrics equal an eager fit's (same seed). Alternated, repeated,
-each run bracketed by a calibration probe. Ends with `ratio=<x>` (compiled Learner / hand loop, at the last bs)."""
+same data (Fashion-MNIST tensors on the device), same initial weights; a timed run = `--epochs` epochs (one fit for the
+Learner) of 60k train + 10k valid, for each batch size asked. Also checks that a compiled fit's per-epoch metrics
+equal an eager fit's (same seed). Alternated, repeated, each run bracketed by a calibration probe. Ends with `ratio=<x>` (compiled Learner / hand loop, at the last bs)."""
 import argparse, contextlib, io, json, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
@@ -20,6 +20,7 @@ p = argparse.ArgumentParser(description=__doc__)
 p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
 p.add_argument('--bs', default='256,1024', help='comma-separated batch sizes')
 p.add_argument('--repeats', type=int, default=7)
+p.add_argument('--epochs', type=int, default=2, help='epochs per timed run (one fit for the Learner variants)')
 p.add_argument('--n', type=int, default=None, help='use only the first n training items (a quick CPU dry-run)')
 p.add_argument('--data', default=None, help='folder with the Fashion-MNIST IDX files (default: the usual search)')
 p.add_argument('--json', default=None, help='also write the results to this file')
@@ -37,22 +38,23 @@ res = {'machine': machine(), 'device': str(dev)}
 
 def run_bs(bs):
     def hand(model):
-        def epoch():
+        def epochs():
             graphs = model is not plain
             plain.load_state_dict(init); opt = torch.optim.SGD(plain.parameters(), lr=0.1)
-            model.train()
-            idx = torch.randperm(len(xt), device=dev)
-            for i in range(0, len(xt), bs):
-                j = idx[i:i+bs]
-                if graphs: torch.compiler.cudagraph_mark_step_begin()
-                loss = F.cross_entropy(model(xt[j][:, None].float().div_(255)), yt[j])
-                loss.backward(); opt.step(); opt.zero_grad()
-            model.eval()
-            with torch.no_grad():
-                for i in range(0, len(xv), bs*2):
+            for _ in range(a.epochs):
+                model.train()
+                idx = torch.randperm(len(xt), device=dev)
+                for i in range(0, len(xt), bs):
+                    j = idx[i:i+bs]
                     if graphs: torch.compiler.cudagraph_mark_step_begin()
-                    model(xv[i:i+bs*2][:, None].float().div_(255))
-        return epoch
+                    loss = F.cross_entropy(model(xt[j][:, None].float().div_(255)), yt[j])
+                    loss.backward(); opt.step(); opt.zero_grad()
+                model.eval()
+                with torch.no_grad():
+                    for i in range(0, len(xv), bs*2):
+                        if graphs: torch.compiler.cudagraph_mark_step_begin()
+                        model(xv[i:i+bs*2][:, None].float().div_(255))
+        return epochs
     plain = cnn().to(dev)
     hand_epoch = hand(plain)
     hand_compiled = hand(torch.compile(plain, mode='reduce-overhead' if dev.type == 'cuda' else None, dynamic=False))
@@ -62,7 +64,7 @@ def run_bs(bs):
         model = cnn().to(dev)
         learn = Learner(model, dls, F.cross_entropy, lr=0.1,
                         cbs=[DeviceCB(dev), step_cb, MetricsCB(accuracy=MulticlassAccuracy()), ProgressCB()])
-        def epoch(n=1, seed=None):    # the same model object each time (the compiled code stays valid), reset weights
+        def epoch(n=a.epochs, seed=None):    # the same model object each time (the compiled code stays valid), reset weights
             model.load_state_dict(init)
             if seed is not None: torch.manual_seed(seed)
             with contextlib.redirect_stdout(io.StringIO()): learn.fit(n)

@@ -40,7 +40,8 @@ def resnet():
         def forward(self, x): return F.relu(self.convs(x) + self.idconv(self.pool(x)))
     nfs = (16, 32, 64, 128, 256, 512)
     layers = [ResBlock(1, nfs[0], ks=5)] + [ResBlock(nfs[i], nfs[i+1], stride=2) for i in range(len(nfs)-1)]
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(nfs[-1], 10, bias=False), nn.BatchNorm1d(10)), 'local ResNet (13_resnet shape)'
+    model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(nfs[-1], 10, bias=False), nn.BatchNorm1d(10))
+    return model, 'local ResNet (13_resnet shape)'
 
 class ThroughputCB(Callback):
     "Images per second of each training epoch (all processes together: the targets are gathered by AccelerateCB)"

@@ -7,7 +7,7 @@ Docs: https://miniai-dev.github.io/miniai/accel.html.md"""
 # %% auto #0
 __all__ = ['autocast_dtype', 'MixedPrecision', 'CompileCB', 'ShardedLoader', 'StopAgreement', 'AccelerateCB']
 
-# %% ../nbs/15_accel.ipynb #3fee02bd
+# %% ../nbs/15_accel.ipynb #accel002
 import contextlib, math, os, sys, warnings
 import torch, torch.nn.functional as F
 import torch.distributed as dist
@@ -18,7 +18,7 @@ from .datasets import DataLoaders, TensorLoader, take_rows
 from .learner import (Learner, Callback, TrainCB, DeviceCB, ProgressCB, CancelFitException,
                             CancelEpochException, CancelBatchException)
 
-# %% ../nbs/15_accel.ipynb #438abac3
+# %% ../nbs/15_accel.ipynb #accel007
 def _model_dev(model):
     p = next(model.parameters(), None)
     return torch.device('cpu') if p is None else p.device
@@ -63,7 +63,7 @@ class MixedPrecision(TrainCB):
         self.scaler.step(self.learn.opt)          # skips the step when the scaled gradients overflowed
         self.scaler.update()
 
-# %% ../nbs/15_accel.ipynb #3495ba7b
+# %% ../nbs/15_accel.ipynb #accel014
 class _ModelLoss(nn.Module):
     "The model and the loss as one module, so that one compiled graph (one CUDA graph) covers both"
     def __init__(self, model, loss_func, n_inp):
@@ -107,7 +107,7 @@ class CompileCB(MixedPrecision):
         if self.loss is None: return super().get_loss()
         self.learn.loss,self.loss = self.loss,None
 
-# %% ../nbs/15_accel.ipynb #27953dab
+# %% ../nbs/15_accel.ipynb #accel020
 class ShardedLoader:
     "Rank `rank`'s share of `TensorLoader` `dl`: global batches of `n_procs*dl.bs` items, one contiguous piece each"
     def __init__(self, dl:TensorLoader, # the loader to shard (its tensors, `bs`, `shuffle`, `drop_last`, `tfm`)
@@ -131,7 +131,9 @@ class ShardedLoader:
     def __len__(self): return len(self.pieces)
     @property
     def bs(self): return self.dl.bs
-    def sizes(self, i:int): return [e-s for s,e in self.pieces[i]]   # batch `i`'s size on each rank
+    def sizes(self, i:int): # the batch's index in the epoch
+        "The number of items of batch `i` on each rank (known to all, so gathering needs no extra exchange)"
+        return [e-s for s,e in self.pieces[i]]
     def indices(self, epoch:int): # which epoch (pass over the data)
         "The item indices this rank reads in pass `epoch`, batch by batch"
         g = torch.Generator().manual_seed(self.seed + epoch)
@@ -144,7 +146,7 @@ class ShardedLoader:
             b = tuple(take_rows(t, i) for t in self.ts)
             yield self.dl.tfm(b) if self.dl.tfm is not None else b
 
-# %% ../nbs/15_accel.ipynb #556eea5e
+# %% ../nbs/15_accel.ipynb #accel025
 _levels = {CancelBatchException:1, CancelEpochException:2, CancelFitException:3}
 _by_level = {v:k for k,v in _levels.items()}
 
@@ -155,9 +157,12 @@ def _level(e):
 
 class StopAgreement:
     "All processes learn at the same point that one of them stopped a batch, an epoch or the fit (or failed)"
-    def __init__(self, rank:int, n_procs:int, group=None): # `group`: a gloo process group (CPU tensors, no GPU sync)
-        self.rank,self.n_procs,self.group,self.agreed = rank,n_procs,group,0
-    def reset(self, below:int): # forget an agreement that ended a level below `below` (a new batch: 1, epoch: 2)
+    def __init__(self, rank:int, # this process's index
+                 n_procs:int, # number of processes
+                 group=None, # the process group to exchange on: gloo, so CPU tensors and no GPU synchronisation
+                ): self.rank,self.n_procs,self.group,self.agreed = rank,n_procs,group,0
+    def reset(self, below:int): # levels below this are forgotten: 2 after a batch, 3 after an epoch
+        "Forget an agreement on a level below `below`, once the batch or epoch it stopped is over"
         if self.agreed < below: self.agreed = 0
     def __call__(self, local:int=0, # this process's level (`_level` of what it is raising)
                 ):
@@ -174,7 +179,7 @@ class StopAgreement:
         if hi == 4: raise RuntimeError(f"process {who} failed: this process stops too (see that process's error)")
         raise _by_level[hi](f"process {who} raised {_by_level[hi].__name__}")
 
-# %% ../nbs/15_accel.ipynb #e64bdf31
+# %% ../nbs/15_accel.ipynb #accel028
 def _gather(t, sizes):
     "Concatenate tensor `t` of every process (`sizes[r]` rows on process r), in rank order"
     m = max(sizes)
@@ -209,16 +214,21 @@ class AccelerateCB(MixedPrecision):
                  **kwargs, # passed to `accelerate.Accelerator`, e.g. `cpu=True`
                 ):
         from accelerate import Accelerator
-        if mixed_precision not in _mp: raise ValueError(f"mixed_precision must be one of {list(_mp)}, got {mixed_precision!r}")
+        if mixed_precision not in _mp:
+            raise ValueError(f"mixed_precision must be one of {list(_mp)}, got {mixed_precision!r}")
         super().__init__(n_inp, _mp[mixed_precision])
         kwargs.setdefault('cpu', not torch.cuda.is_available())   # Accelerate starts several CPU processes only if told
         self.acc = Accelerator(**kwargs)     # it autocasts itself only when asked: we do it in `predict`
         self.rank,self.n_procs = self.acc.process_index,self.acc.num_processes
+        if sync_bn and self.n_procs > 1 and self.acc.device.type == 'cpu': raise ValueError(
+            "sync_bn=True needs GPUs: PyTorch's SyncBatchNorm does not run on CPU processes; leave it False there")
         self.sync_bn,self.seed,self.ddp,self.src,self.shards,self.group,self.ws = sync_bn,seed,None,None,{},None,{}
+        self.fitting,self.dls = False,None
 
     def _shard(self, dl):
         "This process's `ShardedLoader` of `dl`, kept across fits (its epoch count goes on)"
-        if id(dl) not in self.shards: self.shards[id(dl)] = (dl, ShardedLoader(dl, self.rank, self.n_procs, self.seed, self.acc.device))
+        if id(dl) not in self.shards:    # the loader is kept too, so its id stays its own
+            self.shards[id(dl)] = (dl, ShardedLoader(dl, self.rank, self.n_procs, self.seed, self.acc.device))
         return self.shards[id(dl)][1]
 
     def before_fit(self):
@@ -238,7 +248,8 @@ class AccelerateCB(MixedPrecision):
         self.dls,self.fitting = learn.dls,True
         learn.dls = DataLoaders(self._shard(learn.dls.train), self._shard(learn.dls.valid))
         learn.accelerator = acc
-        self.ag,self.in_g,self.in_e,self.outer = StopAgreement(self.rank, self.n_procs, self.group),False,False,sys.exc_info()[1]
+        self.ag = StopAgreement(self.rank, self.n_procs, self.group)
+        self.in_g,self.in_e,self.outer = False,False,sys.exc_info()[1]   # `outer`: an exception the fit runs inside
         if not acc.is_main_process: learn.add_cb(_Silence([cb for cb in learn.cbs if isinstance(cb, ProgressCB)]))
 
     def _module(self): return self.ddp if self.fitting else self.learn.model
@@ -274,9 +285,9 @@ class AccelerateCB(MixedPrecision):
 
     def cleanup_fit(self):
         self.fitting = False
-        if hasattr(self, 'dls'): self.learn.dls = self.dls
+        if self.dls is not None: self.learn.dls,self.dls = self.dls,None    # the user's loaders again
 
-# %% ../nbs/15_accel.ipynb #813196ad
+# %% ../nbs/15_accel.ipynb #accel030
 _save1,_load1 = getattr(Learner.save, '_one', Learner.save),getattr(Learner.load, '_one', Learner.load)
 
 @patch

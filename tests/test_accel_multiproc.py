@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 N,BS = 192,16           # 192 items: 6 global batches of 2*16 in two processes, or of 32 in one
+NV = 101                # validation: 3 batches of 32, then 5 items shared 2 + 3 (all_gather of unequal sizes)
 
 
 def worker(out:Path):
@@ -17,7 +18,7 @@ def worker(out:Path):
     from miniai.learner import Learner, Callback, MetricsCB, ProgressCB, CancelFitException
     from miniai.accel import AccelerateCB
     torch.manual_seed(0)
-    x = torch.randn(N+N//2, 4); y = (x[:,0] + x[:,1]/2 > 0).long(); idx = torch.arange(N+N//2)
+    x = torch.randn(N+NV, 4); y = (x[:,0] + x[:,1]/2 > 0).long(); idx = torch.arange(N+NV)
     acb = AccelerateCB(seed=3)
     rank,n = acb.rank,acb.n_procs
     sys.stdout = open(out/f'stdout{rank}.txt', 'w', buffering=1)       # what this process prints
