@@ -226,9 +226,12 @@ class AccelerateCB(MixedPrecision):
         self.fitting,self.dls = False,None
 
     def _shard(self, dl):
-        "This process's `ShardedLoader` of `dl`, kept across fits (its epoch count goes on)"
+        "This process's share of `dl`, kept across fits: a `ShardedLoader`, or Accelerate's for a torch `DataLoader`"
         if id(dl) not in self.shards:    # the loader is kept too, so its id stays its own
-            self.shards[id(dl)] = (dl, ShardedLoader(dl, self.rank, self.n_procs, self.seed, self.acc.device))
+            if isinstance(dl, TensorLoader): sh = ShardedLoader(dl, self.rank, self.n_procs, self.seed, self.acc.device)
+            elif isinstance(dl, torch.utils.data.DataLoader): sh = self.acc.prepare_data_loader(dl)
+            else: raise TypeError(f"AccelerateCB shards TensorLoaders and torch DataLoaders, got {type(dl).__name__}")
+            self.shards[id(dl)] = (dl, sh)
         return self.shards[id(dl)][1]
 
     def before_fit(self):
@@ -262,13 +265,21 @@ class AccelerateCB(MixedPrecision):
         self.ag(); self.in_g = True                 # G: a process that stopped after its backward
         learn,i = self.learn,self.learn.iter
         if self.n_procs == 1: return
-        sizes = self._shard(self.dls.train if learn.training else self.dls.valid).sizes(i)
-        b = learn.batch
+        dl,b = self._shard(self.dls.train if learn.training else self.dls.valid),learn.batch
+        if not isinstance(dl, ShardedLoader): return self._gather_torch(b)
+        sizes = dl.sizes(i)
         learn.preds = _gather(learn.preds.detach(), sizes)
         learn.batch = (*b[:self.n_inp], *(_gather(o, sizes) for o in b[self.n_inp:]))   # the targets of all processes
         w = self.ws.get(tuple(sizes))
         if w is None: w = self.ws[tuple(sizes)] = torch.tensor(sizes, device=learn.loss.device)   # one copy per shape
         learn.loss = (_gather(learn.loss.detach()[None], [1]*self.n_procs)*w).sum()/w.sum()   # mean over all items
+
+    def _gather_torch(self, b):
+        "For a torch `DataLoader` sharded by Accelerate: its `gather_for_metrics` drops the items it repeated to even out"
+        g,learn = self.acc.gather_for_metrics,self.learn
+        learn.preds = g(learn.preds.detach())
+        learn.batch = (*b[:self.n_inp], *(g(o) for o in b[self.n_inp:]))
+        learn.loss = self.acc.gather(learn.loss.detach()[None]).mean()   # equal batches (the last one's repeats count)
 
     def _local(self):
         e = sys.exc_info()[1]

@@ -58,6 +58,12 @@ def worker(out:Path):
         try: learn.fit(2, cbs=[cb, counter := Record()]); res[nm] = 'fit ended normally'
         except (ValueError, RuntimeError) as e: res[nm] = f'{type(e).__name__}: {e}'.split('\n')[0]
         res[nm+'_batches'] = len(counter.seen)//bs
+    from torch.utils.data import DataLoader, TensorDataset      # a torch DataLoader: Accelerate shards it
+    tdls = DataLoaders(DataLoader(TensorDataset(x[:N], y[:N]), bs, shuffle=True),
+                       DataLoader(TensorDataset(x[N:], y[N:]), bs))
+    tl = Learner(model, tdls, F.cross_entropy, lr=0.2, cbs=[acb, tm := MetricsCB(accuracy=MulticlassAccuracy())])
+    tl.fit(1, train=False)
+    res['torch_dl'] = tm.last['accuracy']
     (out/f'res{rank}.json').write_text(json.dumps(res))
 
 
@@ -87,6 +93,7 @@ def test_two_processes():
         # reduced metrics == the one-process run with the same global batch
         assert r0['history'] == r1['history'] == one['history']
         for k,v in one['last'].items(): assert abs(r0['last'][k] - v) < 1e-5, (k, r0['last'], one['last'])
+        assert r0['torch_dl'] == r1['torch_dl'] == one['torch_dl']        # whole validation set, repeats dropped
         assert r0['same_wrapper'] and r0['plain_model'] == 'Sequential' and r0['dls_back']
         assert r0['saves'] == [0] and r1['saves'] == []                     # only rank 0 writes the checkpoint
         assert 'accuracy' in (d2/'stdout0.txt').read_text() and (d2/'stdout1.txt').read_text() == ''  # only rank 0 prints
