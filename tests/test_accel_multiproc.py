@@ -76,7 +76,7 @@ def _run(cmd, out, timeout=100):
 def test_two_processes():
     with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:
         d1,d2 = Path(d1),Path(d2)
-        ps = [_run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2'], d2), _run([sys.executable], d1)]
+        ps = [_run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2'], d2), _run([sys.executable], d1)]
         for p in ps:
             try: log,_ = p.communicate(timeout=120)
             except subprocess.TimeoutExpired:
