@@ -76,7 +76,8 @@ def _run(cmd, out, timeout=100):
 def test_two_processes():
     with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:
         d1,d2 = Path(d1),Path(d2)
-        ps = [_run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2'], d2), _run([sys.executable], d1)]
+        ps = [_run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2'], d2),
+              _run([sys.executable], d1)]
         for p in ps:
             try: log,_ = p.communicate(timeout=120)
             except subprocess.TimeoutExpired:
@@ -103,5 +104,17 @@ def test_two_processes():
             assert r['cancel_after_batch_batches'] == r['cancel_after_loss_batches'] == 3
         assert r1['error_after_loss'] == 'ValueError: boom'
         assert r0['error_after_loss'].startswith('RuntimeError: process [1] failed'), r0['error_after_loss']
+
+def test_example_script_one_process():
+    "examples/train_fashion.py runs in one plain process (the CPU here) on a few images, saves and reports"
+    script = Path(__file__).parent.parent/'examples'/'train_fashion.py'
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        r = subprocess.run([sys.executable, str(script), '--limit', '256', '--bs', '128', '--epochs', '1',
+                            '--save', str(d/'m.pth'), '--json', str(d/'r.json')], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, 'CUDA_VISIBLE_DEVICES': ''})
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        res = json.loads((d/'r.json').read_text())
+        assert res['n_procs'] == 1 and len(res['history']) == 2 and (d/'m.pth').exists()
 
 if __name__ == '__main__': worker(Path(sys.argv[1]))
