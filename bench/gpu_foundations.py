@@ -88,7 +88,8 @@ if 'matmul' in parts:
                 err = ((r - ag@bg).abs().max() / (ag@bg).abs().max()).item()
                 assert err < 1e-4, f'the Triton kernel disagrees with @: relative error {err}'
                 t_tr = cuda_time(matmul_triton, ag, bg, n=5 if a_.shape[1] > 1000 else 20)
-                line += f', triton per element {t_tr*1e6:.1f}µs ({t_tr/t_mm:.1f}x the time of @; max rel. error {err:.1e})'
+                line += f', triton per element {t_tr*1e6:.1f}µs ({t_tr/t_mm:.1f}x the time of @;'
+                line += f' max rel. error {err:.1e})'
             if b_ is w: line += f'; CPU @ / GPU @ = {t_cpu/t_mm:.0f}x'
             print(line)
 
@@ -137,7 +138,8 @@ if 'meanshift' in parts:
                 base = torch.cuda.memory_allocated()
                 t = cuda_time(step_batches, X, bs, n=3 if npts > 50_000 else 10)
                 peak = torch.cuda.max_memory_allocated() - base
-                print(f'  {npts:7} points, batches of {bs:5}: {t*1e3:8.2f}ms a step, peak extra memory {peak/1e6:8.1f}MB')
+                print(f'  {npts:7} points, batches of {bs:5}: {t*1e3:8.2f}ms a step, '
+                      f'peak extra memory {peak/1e6:8.1f}MB')
 
 # ---------------------------------------------------------------- 3. autoencoder (08_autoencoder's runs, full size)
 if 'ae' in parts and gpu:
@@ -168,8 +170,9 @@ if 'ae' in parts and gpu:
             losses.append(tot/count)
         return losses
     def dls(): return TensorLoader(xt, xt, bs=128, shuffle=True), TensorLoader(xv, xv, bs=256)
-    for name, nf, opt_f, epochs in (('lesson model, SGD 0.01', 2, optim.SGD, 1), ('lesson model, AdamW 0.01', 2, optim.AdamW, 1),
-                                    ('8 channels, AdamW 0.01', 8, optim.AdamW, 5)):
+    runs = (('lesson model, SGD 0.01', 2, optim.SGD, 1), ('lesson model, AdamW 0.01', 2, optim.AdamW, 1),
+            ('8 channels, AdamW 0.01', 8, optim.AdamW, 5))
+    for name, nf, opt_f, epochs in runs:
         for seed in (1, 2, 3):
             torch.manual_seed(seed)
             m = get_ae(nf=nf).cuda()
