@@ -28,8 +28,12 @@ def autocast_dtype(device, # where the model runs: a `torch.device` or its name
     "bfloat16 where `device` runs it fast and needs no loss scaling (CPU, CUDA from Ampere on), else float16"
     d = torch.device(device)
     if d.type == 'cpu': return torch.bfloat16
-    if d.type == 'cuda' and torch.cuda.is_bf16_supported(including_emulation=False): return torch.bfloat16
+    if d.type == 'cuda' and _cuda_bf16(): return torch.bfloat16
     return torch.float16
+
+def _cuda_bf16():
+    try: return torch.cuda.is_bf16_supported(including_emulation=False)   # emulated bf16 is slow: don't count it
+    except TypeError: return torch.cuda.is_bf16_supported()                # torch < 2.4 has no such argument
 
 class MixedPrecision(TrainCB):
     "The standard training steps, with `predict` and `get_loss` under `torch.autocast` on the model's device"
@@ -45,7 +49,9 @@ class MixedPrecision(TrainCB):
         self.dev = _model_dev(self.learn.model)
         self.dt = autocast_dtype(self.dev) if self.dtype == 'auto' else self.dtype
         # float16 has few exponent bits: small gradients underflow unless the loss is scaled up first
-        self.scaler = torch.amp.GradScaler(self.dev.type) if self.dt == torch.float16 else None
+        if self.dt != torch.float16: self.scaler = None
+        elif hasattr(torch.amp, 'GradScaler'): self.scaler = torch.amp.GradScaler(self.dev.type)
+        else: self.scaler = torch.cuda.amp.GradScaler()                    # torch < 2.3: CUDA only
     def autocast(self):
         "The autocast context for this fit (a no-op context when the dtype is None)"
         if self.dt is None: return contextlib.nullcontext()
