@@ -12,7 +12,7 @@ from torch import nn
 from _common import machine, paired, summarize
 from torcheval.metrics import MulticlassAccuracy
 from miniai.fashion_mnist import fashion_mnist_dd, load_fashion_mnist
-from miniai.datasets import DataLoaders
+from miniai.datasets import DataLoaders, TensorLoader, float_imgs
 from miniai.conv import conv
 from miniai.learner import TrainLearner, DeviceCB, MetricsCB, ProgressCB
 
@@ -33,7 +33,8 @@ def fresh():
     m = cnn(); m.load_state_dict(init); return m.to(dev)
 
 # the hand loop's data: uint8 tensors on the device, converted per batch exactly as the default path does
-xt, yt, xv, yv = (t.to(dev) for t in load_fashion_mnist(a.data))
+cpu_data = load_fashion_mnist(a.data)
+xt, yt, xv, yv = (t.to(dev) for t in cpu_data)
 def hand_epoch():
     model = fresh(); opt = torch.optim.SGD(model.parameters(), lr=0.1)
     model.train()
@@ -52,9 +53,18 @@ def hand_epoch():
             tot += F.cross_entropy(out, yb, reduction='sum'); correct += (out.argmax(1) == yb).sum()
     hand_epoch.result = (float(tot)/len(xv), float(correct)/len(xv))
 
-dd = fashion_mnist_dd(a.data)
-dls = DataLoaders.from_dd(dd, bs, device=dev)
-cpu_dls = DataLoaders.from_dd(dd, bs)               # the default: built on the CPU
+try:
+    dd = fashion_mnist_dd(a.data)
+    def make_dls(device=None): return DataLoaders.from_dd(dd, bs, device=device)
+    how = 'DataLoaders.from_dd'
+except ImportError:   # no 🤗 `datasets` (as on the lent GPU machine): the in-memory loaders from_dd's default path builds
+    def make_dls(device=None):
+        x, y, xv_, yv_ = cpu_data
+        return DataLoaders(TensorLoader(x, y, bs=bs, shuffle=True, tfm=float_imgs, device=device),
+                           TensorLoader(xv_, yv_, bs=bs*2, tfm=float_imgs, device=device))
+    how = 'TensorLoader + float_imgs (what from_dd builds; `datasets` is not installed)'
+dls = make_dls(dev)
+cpu_dls = make_dls()               # the default: built on the CPU
 def run_learner(dls):
     metrics = MetricsCB(accuracy=MulticlassAccuracy())
     learn = TrainLearner(fresh(), dls, F.cross_entropy, lr=0.1, cbs=[DeviceCB(dev), metrics, ProgressCB()])
@@ -64,7 +74,7 @@ def learner_epoch(): learner_epoch.result = run_learner(dls)
 def default_path_epoch():      # shallow copies: DeviceCB moves the copies, `cpu_dls` stays on the CPU for the next run
     default_path_epoch.result = run_learner(DataLoaders(copy.copy(cpu_dls.train), copy.copy(cpu_dls.valid)))
 
-print(f'machine: {machine()}; device {dev}; bs {bs}')
+print(f'machine: {machine()}; device {dev}; bs {bs}; loaders: {how}')
 hand_epoch(); learner_epoch(); default_path_epoch()   # warm up (and check that all train)
 print(f'hand loop valid loss/acc {hand_epoch.result}; learner metrics {learner_epoch.result}; '
       f'default path {default_path_epoch.result}')
