@@ -68,13 +68,18 @@ def site():
     assert r.returncode==0, f'docs build failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}'
     print(f'\n[docs] build {time.time()-t:.1f}s: {r.stdout.strip().splitlines()[-1]}')
     handler = functools.partial(QuietHandler, directory=str(DOCS))
-    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    srv = QuietServer(('127.0.0.1', 0), handler)
     th = threading.Thread(target=srv.serve_forever, daemon=True); th.start()
     yield f'http://127.0.0.1:{srv.server_address[1]}/'
     srv.shutdown(); srv.server_close()
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
+
+class QuietServer(http.server.ThreadingHTTPServer):
+    "A browser that leaves a page closes its connections mid-transfer: that is no error."
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError): super().handle_error(request, client_address)
 
 @pytest.fixture(scope='session')
 def browser_ctx(site):
