@@ -211,9 +211,10 @@ def test_api_entry_shows_parameters(site, browser_ctx, mod, name, nb):
         assert not missing, f'{page}: `{name}` entry lacks parameters {missing} (table rows {got["rows"]}, signature {got["sig"]!r})'
         if name=='Learner.fit':
             SHOTS.mkdir(exist_ok=True)
-            v.page.evaluate(f'document.getElementById("{make_id(name)}").scrollIntoView(); window.scrollBy(0, -80)')
+            v.page.evaluate(f'document.getElementById("{make_id(name)}").scrollIntoView({{behavior: "instant"}}); '
+                            'window.scrollBy({top: -80, behavior: "instant"})')   # furo scrolls smoothly: no waiting
             v.page.screenshot(path=str(SHOTS/'docs_learner_fit.png'))
-            v.page.evaluate('window.scrollTo(0, 0)')
+            v.page.evaluate('window.scrollTo({top: 0, behavior: "instant"})')
             v.page.screenshot(path=str(SHOTS/'docs_learner.png'))
         assert not v.errors, v.errors
 
