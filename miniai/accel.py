@@ -8,8 +8,9 @@ Docs: https://miniai-dev.github.io/miniai/accel.html.md"""
 __all__ = ['autocast_dtype', 'MixedPrecision', 'CompileCB', 'ShardedLoader', 'StopAgreement', 'AccelerateCB']
 
 # %% ../nbs/15_accel.ipynb #accel002
-import contextlib, math, os, sys, warnings
-import torch, torch.nn.functional as F
+import contextlib, os, sys
+from pathlib import Path
+import torch
 import torch.distributed as dist
 from torch import nn
 from fastcore.basics import patch
@@ -309,11 +310,12 @@ _save1,_load1 = getattr(Learner.save, '_one', Learner.save),getattr(Learner.load
 
 @patch
 def save(self:Learner, path, # file to write (its folder is created if needed)
+         **kwargs, # passed on to the one-process `save` of `miniai.learner`
         ):
     "Save the model's and the optimizer's state to `path`; with several processes only the main one writes, all wait"
     acc = getattr(self, 'accelerator', None)
-    if acc is None or acc.num_processes == 1: return _save1(self, path)
-    try: res = _save1(self, path) if acc.is_main_process else path
+    if acc is None or acc.num_processes == 1: return _save1(self, path, **kwargs)
+    try: res = _save1(self, path, **kwargs) if acc.is_main_process else Path(path)
     finally: acc.wait_for_everyone()
     return res
 Learner.save._one = _save1
@@ -321,9 +323,10 @@ Learner.save._one = _save1
 @patch
 def load(self:Learner, path, # a file written by `Learner.save`
          with_opt:bool=True, # restore the optimizer too
+         **kwargs, # passed on to the one-process `load` of `miniai.learner`
         ):
     "Load the model's (and optimizer's) state from `path`; with several processes, once the main one has written it"
     acc = getattr(self, 'accelerator', None)
     if acc is not None: acc.wait_for_everyone()
-    return _load1(self, path, with_opt)
+    return _load1(self, path, with_opt, **kwargs)
 Learner.load._one = _load1
