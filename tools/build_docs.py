@@ -133,7 +133,7 @@ def build(root, strict=False):
                           [pages]*len(nbs)))
     for n, e, note in res:
         print(f'[docs{" --strict"*strict}] {n}: ' + (f'nbdev-docs would stop at {e}' if e else 'ok')
-              + (f'; NOTE {note}' if note else ''))
+              + (f'; NOTE {note}' if note else ''), flush=True)
     if strict: return int(any(e for _, e, _ in res))
     t1 = time.time()
     html = root/'_proc'/'html'   # MyST-NB writes images beside the output folder: keep it inside _proc/, then move it
