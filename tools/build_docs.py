@@ -34,7 +34,7 @@ def _patch_nbdev():
         md, cls = orig(self), inspect.isclass(self.sym)
         if cls: md = md.replace('```python\ndef ', '```python\nclass ', 1)
         try: md += '\n\n' + DocmentTbl(self.sym)._repr_markdown_().replace('| NoneType | None |', '|  | None |')
-        except Exception: pass   # no signature to tabulate
+        except (TypeError, ValueError): pass   # `inspect.signature` finds no signature to tabulate (a builtin, say)
         md = md.replace(':NoneType=None', '=None').replace('__main__.', '')
         meths = [(k, v) for k, v in vars(self.sym).items() if cls and k[0]!='_' and inspect.isfunction(v) and v.__doc__]
         return md + ''.join('\n\n' + R(v, name=f'{self.nm}.{k}', title_level=4)._repr_markdown_() for k, v in meths)
