@@ -10,7 +10,7 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
            'TrainLearner', 'MomentumLearner', 'LRFinderCB', 'check_event_names', 'check_cb', 'check_fit_args',
            'check_cbs', 'EmptyLoaderCB', 'FirstBatchCB', 'StopOnNaNCB', 'lr_find']
 
-# %% ../nbs/09_learner.ipynb #bf1faeba
+# %% ../nbs/09_learner.ipynb #81facda5
 import difflib, inspect, math, operator, os, pickle, sys, tempfile, time, warnings
 from collections.abc import Mapping
 from copy import deepcopy
@@ -31,7 +31,7 @@ from torcheval.metrics import Mean
 
 from .conv import default_device, to_device, _available, _to
 
-# %% ../nbs/09_learner.ipynb #f911a9da
+# %% ../nbs/09_learner.ipynb #e07f094b
 class CancelFitException(Exception):
     "Raise in a callback to end the fit: `after_fit` is skipped, `cleanup_fit` still runs"
 class CancelEpochException(Exception):
@@ -100,13 +100,13 @@ def run_cbs(cbs:list, # callbacks, each with an `order`
         for cb,*_ in calls: cb.learn = learn
     call_all(calls, method_nm, learn)
 
-# %% ../nbs/09_learner.ipynb #a008bd42
+# %% ../nbs/09_learner.ipynb #d221feac
 class SingleBatchCB(Callback):
     "Stop the fit after the first batch (`order` 1, so order-0 callbacks see that batch first)"
     order = 1
     def after_batch(self): raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #81926944
+# %% ../nbs/09_learner.ipynb #89940d65
 def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
           ):
     "Detach the tensors in `x` and copy them to the CPU, turning float16/bfloat16 into float32; containers keep their type"
@@ -118,7 +118,7 @@ def to_cpu(x, # a tensor, or a dict/list/tuple (namedtuples too) holding tensors
     if isinstance(x, (list, tuple)): return type(x)(to_cpu(o) for o in x)
     return x
 
-# %% ../nbs/09_learner.ipynb #e095c138
+# %% ../nbs/09_learner.ipynb #f0c20100
 _levels = ('fit', 'epoch', 'batch')
 _cancel = dict(zip(_levels, _cancels))      # level -> the exception that cancels it
 _steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
@@ -142,7 +142,7 @@ class with_cbs:
             finally: o.callback(cleanup)
         return _f
 
-# %% ../nbs/09_learner.ipynb #63712ce1
+# %% ../nbs/09_learner.ipynb #541ed279
 class Learner:
     "Train `model` on `dls` with `loss_func` and an `opt_func` optimizer at `lr`; callbacks `cbs` run events and steps"
     add_checks,fit_checks,guard_cbs = [],[],[]   # guard rails, filled in by the section "Guard rails" below
@@ -223,7 +223,7 @@ class Learner:
     @property
     def training(self): return self.model.training
 
-# %% ../nbs/09_learner.ipynb #c5254063
+# %% ../nbs/09_learner.ipynb #981c3a98
 class TrainCB(Callback):
     "The standard steps: the first `n_inp` items of the batch go to the model, the rest to the loss function"
     def __init__(self, n_inp:int=1): # how many items of each batch are model inputs
@@ -234,7 +234,7 @@ class TrainCB(Callback):
     def step(self): self.learn.opt.step()
     def zero_grad(self): self.learn.opt.zero_grad()
 
-# %% ../nbs/09_learner.ipynb #e178b31c
+# %% ../nbs/09_learner.ipynb #7b8689ec
 def _to_dev(b, dev):
     "Batch `b` on `dev`; a CUDA copy is non-blocking (it overlaps with compute when the loader pins its memory)"
     if isinstance(b, Tensor): return b.to(dev, non_blocking=dev.type == 'cuda')
@@ -270,7 +270,7 @@ class DeviceCB(Callback):
     def before_batch(self):
         if self.copy: self.learn.batch = _to_dev(self.learn.batch, self.dev)
 
-# %% ../nbs/09_learner.ipynb #6e38993f
+# %% ../nbs/09_learner.ipynb #1d3d2235
 def _warn_diverged(learn, loss):
     warnings.warn(f"the average {'training' if learn.training else 'validation'} loss of epoch {learn.epoch} is {loss}: "
                   "training diverged. Lower the learning rate (learn.lr_find() suggests one); add StopOnNaNCB() to stop "
@@ -317,7 +317,7 @@ class MetricsCB(Callback):
         self.history.append(log)
         if not any(getattr(cb, 'shows_metrics', False) for cb in self.learn.cbs): self._log(log)
 
-# %% ../nbs/09_learner.ipynb #4d9c7050
+# %% ../nbs/09_learner.ipynb #a0a2b4d3
 def _len(dl):
     "`len(dl)`, or None for loaders without one (e.g. over an `IterableDataset`)"
     try: return len(dl)
@@ -335,14 +335,13 @@ class ProgressCB(Callback):
         nb = in_notebook()
         if self.console is False and not nb: warnings.warn("ProgressCB(console=False): HTML progress bars need Jupyter; "
                                                            "showing text bars", stacklevel=2)
-        html = nb and not self.console
-        self.pbar_cls = NBProgressBar if html else ConsoleProgressBar
-        self.learn.epochs = self.mbar = (NBMasterBar if html else ConsoleMasterBar)(self.learn.epochs)
+        self.bars = (NBMasterBar,NBProgressBar) if nb and not self.console else (ConsoleMasterBar,ConsoleProgressBar)
+        self.learn.epochs = self.mbar = self.bars[0](self.learn.epochs)
         self.pbar,self.first,self.done,self.next_t,self.next_plot = None,True,False,0.,0.
         self.losses,self.loss_vals,self.val_pts = [],[],[]      # new losses (tensors), drawn ones, (x, validation loss)
     def before_epoch(self):
         if _len(self.learn.dl) is None: self.pbar = None    # no length, no bar
-        else: self.learn.dl = self.pbar = self.pbar_cls(self.learn.dl, parent=self.mbar, leave=False)
+        else: self.learn.dl = self.pbar = self.bars[1](self.learn.dl, parent=self.mbar, leave=False)
     def after_batch(self):
         if self.plot and self.training: self.losses.append(self.learn.loss.detach())
         if (t := time.perf_counter()) >= self.next_t and self.pbar is not None:
@@ -350,12 +349,12 @@ class ProgressCB(Callback):
         if self.plot and t >= self.next_plot: self._plot()
     def after_epoch(self):
         m = next((cb for cb in self.learn.cbs if isinstance(cb, MetricsCB)), None)
-        if m is None or not m.history or m.history[-1]['epoch'] != str(self.learn.epoch): return
-        if self.first: self.mbar.write(list(m.history[-1]), table=True); self.first = False
-        self.mbar.write(list(m.history[-1].values()), table=True)
+        d = m.history[-1] if m is not None and m.history else {}       # this pass's row, if MetricsCB logged one
+        if (d.get('epoch'), d.get('train')) != (str(self.learn.epoch), 'train' if self.training else 'eval'): return
+        if self.first: self.mbar.write(list(d), table=True); self.first = False
+        self.mbar.write(list(d.values()), table=True)
         if self.plot and not self.training: self.val_pts.append((len(self.loss_vals)+len(self.losses), m.last['loss']))
-    def _plot(self):
-        "Redraw; the next redraw waits `plot_every` s, and 19 times this one's duration: at most ~5% of the fit"
+    def _plot(self):      # redraw; the next waits `plot_every` s and 19x this one's duration: at most ~5% of the fit
         if self.losses: self.loss_vals += torch.stack(self.losses).float().tolist(); self.losses = []
         t = time.perf_counter()
         self.mbar.update_graph([[range(len(self.loss_vals)), self.loss_vals], [*zip(*self.val_pts)] or [[], []]])
@@ -369,7 +368,7 @@ class ProgressCB(Callback):
         elif not self.done: print()                         # end the half-written console line
         self.mbar = self.pbar = None
 
-# %% ../nbs/09_learner.ipynb #b2f68487
+# %% ../nbs/09_learner.ipynb #1a3ce6ff
 class TrainLearner(Learner):
     "A `Learner` with the standard steps built in: the model takes `batch[0]`, the loss takes the predictions and `batch[1]`"
     def predict(self): self.preds = self.model(self.batch[0])
@@ -396,7 +395,7 @@ class MomentumLearner(TrainLearner):
             for p in self.model.parameters():
                 if p.grad is not None: p.grad.mul_(self.mom)
 
-# %% ../nbs/09_learner.ipynb #a8dda4ef
+# %% ../nbs/09_learner.ipynb #7ec9c5af
 class LRFinderCB(Callback):
     "Multiply the lr by `gamma` each batch; stop when the loss passes `max_mult` times its minimum (or is NaN); plot"
     def __init__(self, gamma:float=1.3, # lr multiplier per batch
@@ -438,7 +437,7 @@ class LRFinderCB(Callback):
                                      "little: try a lower start_lr (or the model is already trained)", stacklevel=2)
         return self.lrs[i_best]/10
 
-# %% ../nbs/09_learner.ipynb #cdee2a33
+# %% ../nbs/09_learner.ipynb #f41f2548
 _all_ = ['lr_find']
 @patch
 def lr_find(self:Learner, gamma:float=1.3, # lr multiplier per batch
@@ -460,12 +459,12 @@ def lr_find(self:Learner, gamma:float=1.3, # lr multiplier per batch
         self.opt,self._keep_opt = opt,keep
     return cb.suggestion()
 
-# %% ../nbs/09_learner.ipynb #26feb3d0
+# %% ../nbs/09_learner.ipynb #534cb301
 def _register(checks:list, f):
     "Add guard rail `f` to `checks`, replacing one of the same name (re-running a notebook cell does not add it twice)"
     checks[:] = [g for g in checks if g.__name__ != f.__name__] + [f]
 
-# %% ../nbs/09_learner.ipynb #29d7832c
+# %% ../nbs/09_learner.ipynb #5b020cc8
 _prefixes = ('before_', 'after_', 'cleanup_')
 def check_event_names(cb):
     "Raise if `cb` has a method named like an event or step (or close to one) that is not one: it would never run"
@@ -487,7 +486,7 @@ def check_cb(learn, cb):
     check_event_names(cb)
 _register(Learner.add_checks, check_cb)
 
-# %% ../nbs/09_learner.ipynb #e927e68f
+# %% ../nbs/09_learner.ipynb #57f08527
 def check_fit_args(learn, n_epochs, train, valid):
     "Guard rail of `fit`: a whole number of epochs, a model, an optimizer class, and the loaders the fit will use"
     try: ok = operator.index(n_epochs) >= 1 and not isinstance(n_epochs, bool)     # ints, numpy ints; not floats
@@ -506,7 +505,7 @@ def check_fit_args(learn, n_epochs, train, valid):
             raise ValueError(f"dls.{part} is None: give DataLoaders a {part} loader, or fit({part}=False)")
 _register(Learner.fit_checks, check_fit_args)
 
-# %% ../nbs/09_learner.ipynb #a5244ffb
+# %% ../nbs/09_learner.ipynb #d0e87650
 def check_cbs(learn, n_epochs, train, valid):
     "Guard rail of `fit`: callbacks put in `learn.cbs` directly get `add_cb`'s checks; every step the fit runs exists"
     if len({id(cb) for cb in learn.cbs}) < len(learn.cbs): raise ValueError("learn.cbs holds the same callback twice")
@@ -517,7 +516,7 @@ def check_cbs(learn, n_epochs, train, valid):
             f"or define `{nm}` in a Learner subclass")
 _register(Learner.fit_checks, check_cbs)
 
-# %% ../nbs/09_learner.ipynb #666cf8e9
+# %% ../nbs/09_learner.ipynb #4522af91
 class EmptyLoaderCB(Callback):
     "Guard rail: a DataLoader with no batch is an error, not an epoch that silently trains nothing"
     order = -100
@@ -531,7 +530,7 @@ class EmptyLoaderCB(Callback):
                                                      "dataset is not empty")
 _register(Learner.guard_cbs, EmptyLoaderCB)
 
-# %% ../nbs/09_learner.ipynb #eda2ed38
+# %% ../nbs/09_learner.ipynb #ab1a2055
 def _devices(b):
     "The set of devices of the tensors in the (nested) batch `b`"
     if isinstance(b, Tensor): return {b.device}
@@ -591,7 +590,7 @@ class FirstBatchCB(Callback):
         if not self.todo: self.learn.remove_cb(self)      # both kinds checked: no cost for the rest of the fit
 _register(Learner.guard_cbs, FirstBatchCB)
 
-# %% ../nbs/09_learner.ipynb #34f8f9db
+# %% ../nbs/09_learner.ipynb #56f7ef31
 class StopOnNaNCB(Callback):
     "Stop the fit (with a warning) at the first batch whose loss is NaN or infinite; reads the loss every batch"
     def after_loss(self):
@@ -601,7 +600,7 @@ class StopOnNaNCB(Callback):
                           "stopping the fit. Lower the learning rate (learn.lr_find() suggests one)", stacklevel=2)
             raise CancelFitException()
 
-# %% ../nbs/09_learner.ipynb #ca687a3d
+# %% ../nbs/09_learner.ipynb #0491fcc3
 @patch
 def get_preds(self:Learner, dl=None, # a DataLoader of (x, y, ...) batches; default `self.dls.valid`
              ) -> tuple:
@@ -667,7 +666,7 @@ def load(self:Learner, path, # a file written by `Learner.save`
         self._keep_opt = True
     return self
 
-# %% ../nbs/09_learner.ipynb #ae7c4a76
+# %% ../nbs/09_learner.ipynb #994d1e3a
 @patch
 def show_training_loop(self:Learner):
     "Print the events and steps of a fit in order, with the callbacks that handle each"
