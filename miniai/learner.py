@@ -14,7 +14,7 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
 import difflib, inspect, math, operator, os, pickle, sys, tempfile, time, warnings
 from collections.abc import Mapping
 from copy import deepcopy
-from functools import partial, wraps
+from functools import cache, partial, wraps
 from operator import attrgetter
 from pathlib import Path
 
@@ -56,11 +56,17 @@ class Callback:
     def training(self): return self.learn.model.training
     def __repr__(self): return f'{type(self).__name__}()'
 
+def _n_required(f)->int:
+    "How many positional arguments without a default callable `f` takes"
+    try: ps = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError): return 0
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in ps)
+_fn_required = cache(_n_required)    # per function: signatures never change, and every fit indexes the callbacks
+
 def _takes_learn(f)->bool:
     "Does method `f` take an argument, the learner (the course's style: `def after_batch(self, learn)`)?"
-    try: ps = inspect.signature(f).parameters.values()
-    except (TypeError, ValueError): return False
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in ps)
+    fn = getattr(f, '__func__', None)                 # a bound method: its function, whose first argument is `self`
+    return _fn_required(fn) > 1 if inspect.isfunction(fn) else _n_required(f) > 0
 
 def cb_calls(cbs:list, # callbacks, each with an `order`
              nm:str, # an event or step name, e.g. `'after_batch'`
@@ -171,9 +177,9 @@ class Learner:
         self._by_event = {nm:cb_calls(self.cbs, nm) for nm in _events+_steps}
     def callback(self, nm:str):
         "Run event (or step) `nm` of the callbacks, in `order`"
-        if nm not in self._by_event: raise ValueError(f"unknown event {nm!r}; valid events: {', '.join(_events)}; "
-                                                      f"steps: {', '.join(_steps)}")
-        call_all(self._by_event[nm], nm, self, keep_going=nm.startswith('cleanup_'))
+        if (calls := self._by_event.get(nm)) is None: raise ValueError(f"unknown event {nm!r}; valid events: "
+                                                        f"{', '.join(_events)}; steps: {', '.join(_steps)}")
+        if calls: call_all(calls, nm, self, keep_going=nm.startswith('cleanup_'))
     def __getattr__(self, nm):
         if nm in _steps: return partial(self.callback, nm)       # a step the class does not define: callbacks do it
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {nm!r}")
@@ -304,7 +310,7 @@ class MetricsCB(Callback):
         "Update every metric once with the batches kept since the last update: a few kernels per epoch, not per batch"
         preds,yb,ns = torch.cat(self.preds),torch.cat(self.targs),[len(o) for o in self.targs]
         for m in self.all_metrics.values(): m.to(preds.device)       # metrics live where the predictions are
-        self.all_metrics['loss'].update(torch.stack(self.losses), weight=torch.tensor(ns, device=preds.device))
+        self.all_metrics['loss'].update(torch.stack(self.losses), weight=_to_dev(torch.tensor(ns), preds.device))
         for k,m in self.metrics.items(): _update_metric(k, m, preds, yb)
         self.n,self.preds,self.targs,self.losses,self.buf = self.n+len(yb),[],[],[],0
     def after_epoch(self):
@@ -466,11 +472,14 @@ def _register(checks:list, f):
 
 # %% ../nbs/09_learner.ipynb #5b020cc8
 _prefixes = ('before_', 'after_', 'cleanup_')
+@cache
+def _near_event(nm): return difflib.get_close_matches(nm, _events+_steps, n=1, cutoff=0.85)   # once per name
+
 def check_event_names(cb):
     "Raise if `cb` has a method named like an event or step (or close to one) that is not one: it would never run"
     for nm in dir(cb):
         if nm in _events or nm in _steps or nm.startswith('_'): continue
-        near = difflib.get_close_matches(nm, _events+_steps, n=1, cutoff=0.85)   # befor_fit, afer_batch, get_los
+        near = _near_event(nm)                                     # befor_fit, afer_batch, get_los
         if nm.startswith(_prefixes) or near and callable(getattr(type(cb), nm, None)):
             close = near or difflib.get_close_matches(nm, _events, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ''
