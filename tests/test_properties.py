@@ -158,7 +158,7 @@ def test_to_cpu_on_nested_structures(x):
 
 try: import miniai.annealing as ann
 except ImportError: ann = None
-needs_ann = pytest.mark.skipif(ann is None, reason='miniai.annealing (nbs/12_annealing) is not there yet')
+needs_ann = pytest.mark.skipif(ann is None, reason='miniai.annealing (nbs/12a_annealing) is not there yet')
 vals = st.floats(-10, 10, allow_nan=False).filter(lambda v: abs(v) > 1e-3)
 poss = st.floats(0, 1)
 
