@@ -166,11 +166,11 @@ class Learner:
     def add_cb(self, cb:Callback):
         "Add callback `cb` to `self.cbs`"
         for check in self.add_checks: check(self, cb)
-        self.cbs.append(cb); self._index()
-        return self
+        self.cbs.append(cb); self._index(); return self
     def remove_cb(self, cb:Callback):
         "Remove callback `cb` from `self.cbs`"
-        self.cbs = [o for o in self.cbs if o is not cb]; self._index()
+        self.cbs = [o for o in self.cbs if o is not cb]        # and from the index, without building it again:
+        self._by_event = {nm:[c for c in calls if c[0] is not cb] for nm,calls in self._by_event.items()}
     def _index(self):
         "Give every callback this learner; for each event and step, decide once how to call the callbacks that have it"
         for cb in self.cbs: cb.learn = self
