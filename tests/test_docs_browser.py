@@ -64,7 +64,7 @@ def has_math(nb):
 def site():
     "Build the site, serve it on a free local port, yield its base URL."
     t = time.time()
-    r = subprocess.run([sys.executable, str(TOOLS/'build_docs.py'), '--root', str(ROOT)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, str(TOOLS/'build_docs.py')], capture_output=True, text=True, timeout=600)
     assert r.returncode==0, f'docs build failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}'
     print(f'\n[docs] build {time.time()-t:.1f}s: {r.stdout.strip().splitlines()[-1]}')
     handler = functools.partial(QuietHandler, directory=str(DOCS))
@@ -295,7 +295,7 @@ def test_glue_maps_quarto_options_and_links():
 
 def test_nbdev_docs_would_process_every_notebook():
     "Quarto's `nbdev-docs` runs every cell that holds an import, out of context: none may fail (`build_docs.py --strict`)"
-    r = subprocess.run([sys.executable, str(TOOLS/'build_docs.py'), '--root', str(ROOT), '--strict'],
+    r = subprocess.run([sys.executable, str(TOOLS/'build_docs.py'), '--strict'],
                        capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]

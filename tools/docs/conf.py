@@ -1,23 +1,26 @@
 # Sphinx configuration of the docs site; tools/build_docs.py feeds it the notebooks as nbdev processed them (`make docs`).
-from pathlib import Path
+import os
 from nbdev.config import get_config
-_nbdev = get_config(Path(__file__).parents[2])
 
-project = html_title = _nbdev['title']
-extensions = ['myst_nb']
+project = html_title = get_config().title   # build_docs.py runs Sphinx in the project folder
+extensions = ['myst_nb', 'sphinx.ext.githubpages']   # githubpages: a `.nojekyll`, so GitHub Pages serves `_static/`
 myst_enable_extensions = ['dollarmath', 'amsmath']
 nb_execution_mode = 'off'               # the notebooks are committed with their outputs: render those
 nb_render_markdown_format = 'gfm'       # show_doc's output is Markdown with tables
 nb_ipywidgets_js = {}                   # no widget JavaScript from a CDN: the site works offline
 nb_mime_priority_overrides = [('html', 'application/vnd.jupyter.widget-view+json', None)]   # a widget shows its text
-mathjax_path = 'mathjax/MathJax.js?config=TeX-AMS_CHTML'   # MathJax 2, copied into _static/ from Debian's libjs-mathjax
+# MathJax 2 from Debian's libjs-mathjax (`make setup` installs it as root), copied into _static/ with the site's own files
+MATHJAX = os.environ.get('MINIAI_MATHJAX', '/usr/share/javascript/mathjax')
+assert os.path.exists(f'{MATHJAX}/MathJax.js'), f'no MathJax in {MATHJAX}: `apt-get install libjs-mathjax` (or set MINIAI_MATHJAX)'
+mathjax_path = 'MathJax.js?config=TeX-AMS_CHTML'
 # MyST-NB marks pages `tex2jax_ignore` and the math itself `math`: tell MathJax 2 which to typeset (MyST already found it)
 mathjax2_config = {'tex2jax': {'processClass': 'math|output_area', 'ignoreClass': 'tex2jax_ignore|mathjax_ignore'}}
 html_theme = 'furo'
-html_favicon = str(Path(__file__).parent/'static'/'favicon.svg')
-html_static_path = [str(Path(__file__).parent/'static')]
+html_favicon = 'static/favicon.svg'
+html_static_path = ['static', MATHJAX]
 html_css_files = ['miniai.css']
 html_copy_source = html_show_sourcelink = html_show_copyright = False
-html_theme_options = dict(top_of_page_buttons=[])   # each page links its notebook itself (furo's would guess wrong paths)
-exclude_patterns = ['**.ipynb_checkpoints']
+# of MathJax (in html_static_path) only the one config, TeX input, CommonHTML output and its woff fonts are used
+exclude_patterns = ['./unpacked', './test', './localization', 'config/[!T]*', 'config/*-full.js', 'jax/input/[!T]*',
+                    'jax/output/[!C]*', 'fonts/HTML-CSS/STIX-Web', 'fonts/HTML-CSS/TeX/[!w]*']
 suppress_warnings = ['mystnb.unknown_mime_type', 'myst.header', 'misc.highlighting_failure']
