@@ -44,3 +44,10 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -z "${MINIAI_DATA:-}" ]; then
     log "Fashion-MNIST not found locally: set MINIAI_DATA to a folder with the IDX .gz files, or miniai will use the Hub"
   fi
 fi
+
+# the docs site's math (`make docs`): Debian's MathJax 2, installed when we are root (or $MINIAI_MATHJAX names one)
+if [ ! -f /usr/share/javascript/mathjax/MathJax.js ] && [ -z "${MINIAI_MATHJAX:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  log "installing the Debian package libjs-mathjax for the docs site"
+  { apt-get install -y -q libjs-mathjax >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libjs-mathjax >/dev/null 2>&1; }; } \
+    || log "could not install libjs-mathjax: \`make docs\` needs it (or MINIAI_MATHJAX)"
+fi
