@@ -1,4 +1,4 @@
-# Sphinx configuration of the docs site; tools/build_docs.py feeds it the notebooks as nbdev processed them (`make docs`).
+# Sphinx configuration of the docs site: tools/build_docs.py feeds it the notebooks as nbdev processed them.
 import os
 from nbdev.config import get_config
 
@@ -9,11 +9,11 @@ nb_execution_mode = 'off'               # the notebooks are committed with their
 nb_render_markdown_format = 'gfm'       # show_doc's output is Markdown with tables
 nb_ipywidgets_js = {}                   # no widget JavaScript from a CDN: the site works offline
 nb_mime_priority_overrides = [('html', 'application/vnd.jupyter.widget-view+json', None)]   # a widget shows its text
-# MathJax 2 from Debian's libjs-mathjax (`make setup` installs it as root), copied into _static/ with the site's own files
+# MathJax 2 from Debian's libjs-mathjax (`make setup` installs it as root), copied into _static/ (html_static_path)
 MATHJAX = os.environ.get('MINIAI_MATHJAX', '/usr/share/javascript/mathjax')
-assert os.path.exists(f'{MATHJAX}/MathJax.js'), f'no MathJax in {MATHJAX}: `apt-get install libjs-mathjax` (or set MINIAI_MATHJAX)'
+assert os.path.exists(f'{MATHJAX}/MathJax.js'), f'no {MATHJAX}: `apt-get install libjs-mathjax` or set MINIAI_MATHJAX'
 mathjax_path = 'MathJax.js?config=TeX-AMS_CHTML'
-# MyST-NB marks pages `tex2jax_ignore` and the math itself `math`: tell MathJax 2 which to typeset (MyST already found it)
+# MyST-NB marks pages `tex2jax_ignore` and the math itself `math`: MathJax 2 typesets what MyST already found
 mathjax2_config = {'tex2jax': {'processClass': 'math|output_area', 'ignoreClass': 'tex2jax_ignore|mathjax_ignore'}}
 html_theme = 'furo'
 html_favicon = 'static/favicon.svg'
