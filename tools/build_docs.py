@@ -73,10 +73,9 @@ def to_myst(nb, src, cfg, pages):
     nb.metadata = dict(language_info=dict(name='python', pygments_lexer='ipython3'))   # nbdev keeps no kernel info
 
 def _why(e):
-    "Where and why nbdev stopped: its error holds the cell's number and source, its cause the cell's own error."
-    c, m = e.__cause__ or e, re.search(r'in cell (\d+) :\n(.*)', str(e))
-    why = [l.strip() for l in f'{type(c).__name__}: {c}'.splitlines() if re.match(r'\s*\w*(Error|Exception)\b', l)]
-    return (f'cell {m[1]} (`{m[2]}`...): ' if m else '') + (why or [type(c).__name__])[-1]
+    "Where and why nbdev stopped: its error names the cell, shows its source, then ends with the cell's own error."
+    m = re.search(r'in cell (\d+) :\n(.*)', str(e))
+    return (f'cell {m[1]} (`{m[2]}`...): ' if m else '') + f'{type(e).__name__}: {e}'.strip().splitlines()[-1]
 
 def proc_one(src, dst, strict, pages):
     "nbdev-process `src` (as `nbdev-docs` does when `strict`) into `dst`, print how it went; False if `strict` failed."
