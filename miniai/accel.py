@@ -186,7 +186,7 @@ class StopAgreement:
         if hi == 4: raise RuntimeError(f"process {who} failed: this process stops too (see that process's error)")
         raise _by_level[hi](f"process {who} raised {_by_level[hi].__name__}")
 
-# %% ../nbs/15_accel.ipynb #accel028
+# %% ../nbs/15_accel.ipynb #010fc8a5
 def _gather(t, sizes):
     "Concatenate tensor `t` of every process (`sizes[r]` rows on process r), in rank order"
     m = max(sizes)
@@ -209,6 +209,8 @@ class _Silence(Callback):
         for cb,(c,p) in zip(self.pcbs, self.cfg): cb.console,cb.plot = c,p
         self.learn.remove_cb(self)
 
+
+# %% ../nbs/15_accel.ipynb #98fa9757
 _mp = {'no':None, 'bf16':torch.bfloat16, 'fp16':torch.float16, 'auto':'auto'}
 
 class AccelerateCB(MixedPrecision):
@@ -268,42 +270,51 @@ class AccelerateCB(MixedPrecision):
         self.ag()                                   # B: a process that stopped before its backward
         super().backward()
 
-    def after_batch(self):
-        self.ag(); self.in_g = True                 # G: a process that stopped after its backward
-        learn,i = self.learn,self.learn.iter
-        if self.n_procs == 1: return
-        dl,b = self._shard(self.dls.train if learn.training else self.dls.valid),learn.batch
-        if not isinstance(dl, ShardedLoader): return self._gather_torch(b)
-        sizes = dl.sizes(i)
-        learn.preds = _gather(learn.preds.detach(), sizes)
-        learn.batch = (*b[:self.n_inp], *(_gather(o, sizes) for o in b[self.n_inp:]))   # the targets of all processes
-        w = self.ws.get(tuple(sizes))
-        if w is None: w = self.ws[tuple(sizes)] = torch.tensor(sizes, device=learn.loss.device)   # one copy per shape
-        learn.loss = (_gather(learn.loss.detach()[None], [1]*self.n_procs)*w).sum()/w.sum()   # mean over all items
-
-    def _gather_torch(self, b):
-        "For a torch `DataLoader` sharded by Accelerate: its `gather_for_metrics` drops the items it repeated to even out"
-        g,learn = self.acc.gather_for_metrics,self.learn
-        learn.preds = g(learn.preds.detach())
-        learn.batch = (*b[:self.n_inp], *(g(o) for o in b[self.n_inp:]))
-        learn.loss = self.acc.gather(learn.loss.detach()[None]).mean()   # equal batches (the last one's repeats count)
-
-    def _local(self):
-        e = sys.exc_info()[1]
-        return 0 if e is None or e is self.outer else _level(e)
-    def cleanup_batch(self):
-        # C: every process exchanges once more (a stop raised in after_batch); a swallowed CancelBatch is level 1
-        try: self.ag(self._local() or (0 if self.in_g else 1))
-        finally: self.in_g = False; self.ag.reset(2)
-    def after_epoch(self): self.in_e = True
-    def cleanup_epoch(self):
-        self.ag.reset(2)
-        try: self.ag(self._local() or (0 if self.in_e else 2))
-        finally: self.in_e = False; self.ag.reset(3)
-
     def cleanup_fit(self):
         self.fitting = False
         if self.dls is not None: self.learn.dls,self.dls = self.dls,None    # the user's loaders again
+
+
+# %% ../nbs/15_accel.ipynb #37b15fe3
+@patch
+def after_batch(self:AccelerateCB):
+    self.ag(); self.in_g = True                 # G: a process that stopped after its backward
+    learn,i = self.learn,self.learn.iter
+    if self.n_procs == 1: return
+    dl,b = self._shard(self.dls.train if learn.training else self.dls.valid),learn.batch
+    if not isinstance(dl, ShardedLoader): return self._gather_torch(b)
+    sizes = dl.sizes(i)
+    learn.preds = _gather(learn.preds.detach(), sizes)
+    learn.batch = (*b[:self.n_inp], *(_gather(o, sizes) for o in b[self.n_inp:]))   # the targets of all processes
+    w = self.ws.get(tuple(sizes))
+    if w is None: w = self.ws[tuple(sizes)] = torch.tensor(sizes, device=learn.loss.device)   # one copy per shape
+    learn.loss = (_gather(learn.loss.detach()[None], [1]*self.n_procs)*w).sum()/w.sum()   # mean over all items
+
+@patch
+def _gather_torch(self:AccelerateCB, b):
+    "For a torch `DataLoader` sharded by Accelerate: its `gather_for_metrics` drops the items it repeated to even out"
+    g,learn = self.acc.gather_for_metrics,self.learn
+    learn.preds = g(learn.preds.detach())
+    learn.batch = (*b[:self.n_inp], *(g(o) for o in b[self.n_inp:]))
+    learn.loss = self.acc.gather(learn.loss.detach()[None]).mean()   # equal batches (the last one's repeats count)
+
+@patch
+def _local(self:AccelerateCB):
+    e = sys.exc_info()[1]
+    return 0 if e is None or e is self.outer else _level(e)
+@patch
+def cleanup_batch(self:AccelerateCB):
+    # C: every process exchanges once more (a stop raised in after_batch); a swallowed CancelBatch is level 1
+    try: self.ag(self._local() or (0 if self.in_g else 1))
+    finally: self.in_g = False; self.ag.reset(2)
+@patch
+def after_epoch(self:AccelerateCB): self.in_e = True
+@patch
+def cleanup_epoch(self:AccelerateCB):
+    self.ag.reset(2)
+    try: self.ag(self._local() or (0 if self.in_e else 2))
+    finally: self.in_e = False; self.ag.reset(3)
+
 
 # %% ../nbs/15_accel.ipynb #accel030
 _save1,_load1 = getattr(Learner.save, '_one', Learner.save),getattr(Learner.load, '_one', Learner.load)
