@@ -23,11 +23,7 @@ from miniai.annealing import fit_one_cycle   # noqa: F401 (adds Learner.fit_one_
 from miniai.accel import AccelerateCB
 
 def resnet():
-    "13_resnet's model (`miniai.resnet.get_model`) if this checkout has it, else the same shape defined here"
-    try:
-        from miniai.resnet import get_model
-        return get_model(), 'miniai.resnet.get_model()'
-    except ImportError: pass
+    "A ResNet of 13_resnet's shape with plain ReLUs (the model BENCHMARKS.md's 1- vs 2-GPU runs measured)"
     def cbn(ni, nf, ks=3, stride=1, act=True):
         layers = [nn.Conv2d(ni, nf, ks, stride, ks//2, bias=False), nn.BatchNorm2d(nf)]
         return nn.Sequential(*layers, nn.ReLU()) if act else nn.Sequential(*layers)
