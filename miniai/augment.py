@@ -105,11 +105,19 @@ def _take(x:Tensor, rows:Tensor, cols:Tensor)->Tensor:
     i = torch.arange(len(x), device=x.device)[:,None,None]
     return x[i, :, rows[:,:,None], cols[:,None,:]].permute(0,3,1,2)        # (bs,h',w',c) -> (bs,c,h',w')
 
+def _check_imgs(x, fn:str, floats:bool=False):
+    "Raise unless `x` is a batch of images (bs,c,h,w), of floats if `floats`: the augmentations work item by item"
+    shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+    if not isinstance(x, Tensor) or x.ndim != 4: raise ValueError(f"{fn} needs a batch of images (bs,c,h,w), got "
+        f"{shape}: add the channel axis with x[:, None], or apply it to the inputs only (tfm_batch(b, tfm_x=...))")
+    if floats and not x.is_floating_point(): raise TypeError(f"{fn} needs float images (its noise has the batch's "
+        f"mean and std), got {x.dtype}: convert them first, e.g. with float_imgs")
+
 def rand_crop(x:Tensor, # a batch of images (bs,c,h,w)
               pad:int=4, # padding on each side: each item is shifted by up to `pad` pixels each way
               fill:float|None=None): # the padding's value; None: the batch's minimum (the background)
     "Pad each item of `x` by `pad` pixels and cut it back to its size at its own random offset"
-    bs,c,h,w = x.shape
+    _check_imgs(x, 'rand_crop'); bs,c,h,w = x.shape
     fill = x.amin() if fill is None else torch.tensor(fill, dtype=x.dtype, device=x.device)   # a tensor: no GPU sync
     xp = fill.expand(bs, c, h+2*pad, w+2*pad).clone()                           # (bs,c,h+2·pad,w+2·pad)
     xp[:, :, pad:pad+h, pad:pad+w] = x
@@ -119,6 +127,7 @@ def rand_crop(x:Tensor, # a batch of images (bs,c,h,w)
 def rand_flip(x:Tensor, # a batch of images (bs,c,h,w)
               p:float=0.5): # the probability that an item is flipped
     "Flip each item of `x` left to right with probability `p`"
+    _check_imgs(x, 'rand_flip')
     flip = torch.rand(len(x), device=x.device) < p
     return torch.where(flip[:,None,None,None], x.flip(-1), x)
 
@@ -173,6 +182,7 @@ def rand_erase(x:Tensor, # a batch of normalised images (bs,c,h,w)
                pct:float=0.2, # the height and width of each rectangle, as a share of the image's
                max_num:int=4): # each item gets 0 to `max_num` rectangles
     "Replace random rectangles of each item of `x` with noise of the batch's mean and std, clipped to its range"
+    _check_imgs(x, 'rand_erase', floats=True)
     xm,xs,mn,mx = x.mean(),x.std(),x.min(),x.max()
     mask = torch.zeros_like(x[:,:1], dtype=torch.bool)
     for m,_,_ in _rects(x, pct, max_num): mask |= m
@@ -188,7 +198,7 @@ def rand_copy(x:Tensor, # a batch of images (bs,c,h,w)
               pct:float=0.2, # the height and width of each rectangle, as a share of the image's
               max_num:int=4): # each item gets 0 to `max_num` copied rectangles
     "Copy random rectangles of each item of `x` onto other random places of the same item"
-    bs,_,h,w = x.shape
+    _check_imgs(x, 'rand_copy'); bs,_,h,w = x.shape
     r,c = torch.arange(h, device=x.device),torch.arange(w, device=x.device)
     for m,dy,dx in _rects(x, pct, max_num):
         sy,sx = _starts(h, pct, bs, x.device),_starts(w, pct, bs, x.device)          # where each copy comes from
