@@ -6,7 +6,17 @@ once, before the (warm-up) fit, and leaves them there, so the timed fits find th
 (host -> device copy of the whole data set) is timed on its own, on fresh CPU copies, and printed in ms and as a share
 of one hand-loop epoch: the hand loop's data is put on the device before any timing and never pays it.
 Same model (the 10_activations CNN), same data, same initial weights, bs 1024, one epoch = 60k train + 10k valid.
-Alternated, repeated, each run bracketed by a calibration probe. Ends with `ratio=<x>` (Learner / hand loop)."""
+Alternated, repeated, each run bracketed by a calibration probe. Ends with `ratio=<x>` (Learner / hand loop).
+
+`--compiled` adds two variants to the same alternated runs: `Learner` + `CompileCB()` (model and loss compiled, CUDA
+graphs on a GPU) and `Learner` + `CompileCB(compile_opt=True)` (the optimizer's step compiled too), each on one model
+object and one SGD optimizer reused across its runs with the weights reloaded (`CompileCB` compiles once per model and
+its step once per optimizer; SGD without momentum has no state, so a reused optimizer steps like a new one); their
+compilation happens in warm-up fits, before the timed runs. Then the output ends with `ratio_compiled_eager_step=<x>`
+and, last, `ratio_compiled=<x>` (`CompileCB(compile_opt=True)` / hand loop). On a CPU they compile with the backend
+`aot_eager` (no C++ compiler needed; not a speed measurement of inductor) unless `--backend` says otherwise.
+
+    python bench/learner_overhead.py --device cuda --bs 1024 --compiled"""
 import argparse, contextlib, copy, io, statistics, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
@@ -17,7 +27,8 @@ from torcheval.metrics import MulticlassAccuracy
 from miniai.fashion_mnist import fashion_mnist_dd, load_fashion_mnist
 from miniai.datasets import DataLoaders, TensorLoader, float_imgs
 from miniai.conv import conv
-from miniai.learner import TrainLearner, DeviceCB, MetricsCB, ProgressCB
+from miniai.learner import Learner, TrainLearner, DeviceCB, MetricsCB, ProgressCB
+from miniai.accel import CompileCB
 
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument('--quick', action='store_true', help='3 pairs of epochs instead of 7 (under a minute on 2 cores)')
@@ -25,6 +36,9 @@ p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
 p.add_argument('--bs', type=int, default=1024)
 p.add_argument('--repeats', type=int, default=None)
 p.add_argument('--data', default=None, help='folder with the Fashion-MNIST IDX files (default: the usual search)')
+p.add_argument('--compiled', action='store_true', help='also time Learner + CompileCB, without and with compile_opt')
+p.add_argument('--backend', default=None, help='torch.compile backend for --compiled (default: inductor on a GPU, '
+               'aot_eager on a CPU)')
 a = p.parse_args()
 dev, bs, n_rep = torch.device(a.device), a.bs, a.repeats or (3 if a.quick else 7)
 sync = torch.cuda.synchronize if dev.type == 'cuda' else None
@@ -85,14 +99,34 @@ def timed_move():
     if sync: sync()
     return time.perf_counter() - t
 
+def compiled_learner(compile_opt):
+    "Learner + CompileCB on one model and one optimizer (compiled once), the weights reloaded before each 1-epoch fit"
+    model, metrics = fresh(), MetricsCB(accuracy=MulticlassAccuracy())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    backend = a.backend or (None if dev.type == 'cuda' else 'aot_eager')
+    ccb = CompileCB(compile_opt=compile_opt, **({} if backend is None else {'backend': backend}))
+    learn = Learner(model, dls, F.cross_entropy, lr=0.1, opt_func=lambda params, lr: opt,
+                    cbs=[DeviceCB(dev), ccb, metrics, ProgressCB()])
+    def epoch():
+        model.load_state_dict(init)
+        with contextlib.redirect_stdout(io.StringIO()): learn.fit(1)
+        epoch.result = metrics.last
+    return epoch
+
 print(f'machine: {machine()}; device {dev}; bs {bs}; loaders: {how}')
 hand_epoch(); learner_epoch(); default_path_epoch()   # warm up (and check that all train)
 print(f'hand loop valid loss/acc {hand_epoch.result}; learner metrics {learner_epoch.result}; '
       f'default path {default_path_epoch.result}')
+variants = {'hand loop': hand_epoch, 'Learner (default cbs)': learner_epoch, 'Learner (default path)': default_path_epoch}
+if a.compiled:
+    comp = {'Learner + CompileCB': compiled_learner(False), 'Learner + CompileCB(compile_opt=True)': compiled_learner(True)}
+    for k,f in comp.items():
+        t = time.perf_counter(); f(); f(); sync and sync()     # compiles (every batch shape), then a steady fit
+        print(f'{k}: compile and 2 warm-up epochs {time.perf_counter()-t:.1f}s; metrics {f.result}')
+    variants.update(comp)
 assert cpu_dls.train.device == cpu_dls.valid.device == xt.device, 'DeviceCB should have left the loaders on the device'
 assert make_cpu_dls.train.device.type == 'cpu'
-kept, dropped, best = paired({'hand loop': hand_epoch, 'Learner (default cbs)': learner_epoch,
-                              'Learner (default path)': default_path_epoch}, n_rep, sync=sync)
+kept, dropped, best = paired(variants, n_rep, sync=sync)
 dp = statistics.median(o/b for b,o in zip(kept['hand loop'], kept['Learner (default path)'])) if kept['hand loop'] else float('nan')
 print(f"default path (CPU-built loaders, moved once by the warm-up fit's DeviceCB): ratio_default_path={dp:.3f}")
 timed_move()                       # warm up the copy path
@@ -101,3 +135,7 @@ mv, hand = statistics.median(moves), statistics.median(kept['hand loop']) if kep
 print(f'one-time move of the CPU loaders to {dev} (DeviceCB, before the first fit): median {mv*1e3:.1f} ms over '
       f'{n_rep} runs, {mv/hand:.1%} of one hand-loop epoch ({hand*1e3:.0f} ms); not in the timed fits above')
 summarize(kept, 'hand loop', 'Learner (default cbs)', dropped, best)
+if a.compiled and kept['hand loop']:
+    def ratio(k): return statistics.median(o/b for b,o in zip(kept['hand loop'], kept[k]))
+    print(f"ratio_compiled_eager_step={ratio('Learner + CompileCB'):.3f}")
+    print(f"ratio_compiled={ratio('Learner + CompileCB(compile_opt=True)'):.3f}")
