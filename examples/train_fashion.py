@@ -1,10 +1,18 @@
-"""Train a ResNet on Fashion-MNIST with miniai's `Learner` and `AccelerateCB`, in one process (a CPU or one GPU) or in
-one process per GPU started by Hugging Face Accelerate or torchrun:
+"""Train 14_augment's ResNet on Fashion-MNIST with miniai's `Learner` and `AccelerateCB`, in one process (a CPU or one
+GPU) or in one process per GPU started by Hugging Face Accelerate or torchrun:
 
     python examples/train_fashion.py --epochs 5                                  # one process: CPU or one GPU
     accelerate launch --num_processes 2 examples/train_fashion.py --epochs 5    # two GPUs
     torchrun --nproc_per_node 2 examples/train_fashion.py --epochs 5            # the same with torchrun
     torchrun --nproc_per_node 2 examples/train_fashion.py --limit 2048 --epochs 1   # two CPU processes (gloo), a quick try
+    NCCL_NVLS_ENABLE=0 torchrun --nproc_per_node 2 examples/train_fashion.py --sync-bn   # BatchNorm over both GPUs
+
+The model is `miniai.augment.get_resnet` with kaiming init (`init_weights(leaky=0.1)`), as 14_augment trains it. The
+default `--nfs 16,32,64,128,256,512` gives the channels of the ResNet of 13_resnet's shape that BENCHMARKS.md's first
+1- vs 2-GPU runs measured (a 5×5 first block, then five stride-2 blocks down to 1×1); 14_augment's own size is
+`--nfs 16,32,64,128,256` (four stride-2 blocks to 2×2, then global average pooling: about 4× the FLOPs per image).
+Compared with the model of those first runs (defined in this script then), `get_resnet` uses 13_resnet's `ResBlock`
+(`GeneralRelu` activations, no batchnorm on the 1×1 identity convs) and global average pooling.
 
 `--bs` is the batch size of each process (the global batch is `--bs` times the number of processes). Only the main
 process prints, writes `--save` and `--json`. The images per second of the training epochs after the first are timed."""
@@ -12,7 +20,7 @@ import argparse, json, statistics, sys, time
 from functools import partial
 from pathlib import Path
 import torch, torch.nn.functional as F
-from torch import nn, optim
+from torch import optim
 from torcheval.metrics import MulticlassAccuracy
 try: import miniai
 except ImportError: sys.path.insert(0, str(Path(__file__).parent.parent))   # run from a checkout without installing
@@ -20,24 +28,9 @@ from miniai.fashion_mnist import load_fashion_mnist
 from miniai.datasets import DataLoaders, TensorLoader, float_imgs
 from miniai.learner import Learner, Callback, MetricsCB, ProgressCB
 from miniai.annealing import fit_one_cycle   # noqa: F401 (adds Learner.fit_one_cycle)
+from miniai.init import init_weights
+from miniai.augment import get_resnet
 from miniai.accel import AccelerateCB
-
-def resnet():
-    "A ResNet of 13_resnet's shape with plain ReLUs (the model BENCHMARKS.md's 1- vs 2-GPU runs measured)"
-    def cbn(ni, nf, ks=3, stride=1, act=True):
-        layers = [nn.Conv2d(ni, nf, ks, stride, ks//2, bias=False), nn.BatchNorm2d(nf)]
-        return nn.Sequential(*layers, nn.ReLU()) if act else nn.Sequential(*layers)
-    class ResBlock(nn.Module):
-        def __init__(self, ni, nf, stride=1, ks=3):
-            super().__init__()
-            self.convs = nn.Sequential(cbn(ni, nf, ks), cbn(nf, nf, ks, stride, act=False))
-            self.idconv = nn.Identity() if ni == nf else cbn(ni, nf, 1, act=False)
-            self.pool = nn.Identity() if stride == 1 else nn.AvgPool2d(2, ceil_mode=True)
-        def forward(self, x): return F.relu(self.convs(x) + self.idconv(self.pool(x)))
-    nfs = (16, 32, 64, 128, 256, 512)
-    layers = [ResBlock(1, nfs[0], ks=5)] + [ResBlock(nfs[i], nfs[i+1], stride=2) for i in range(len(nfs)-1)]
-    model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(nfs[-1], 10, bias=False), nn.BatchNorm1d(10))
-    return model, 'local ResNet (13_resnet shape)'
 
 class ThroughputCB(Callback):
     "Images per second of each training epoch (all processes together: the targets are gathered by AccelerateCB)"
@@ -63,7 +56,9 @@ def main():
     p.add_argument('--epochs', type=int, default=5)
     p.add_argument('--lr', type=float, default=1e-2, help='peak learning rate of the one cycle (AdamW)')
     p.add_argument('--mixed-precision', default='no', choices=['no', 'bf16', 'fp16', 'auto'])
-    p.add_argument('--sync-bn', action='store_true', help='BatchNorm statistics over all processes')
+    p.add_argument('--sync-bn', action='store_true', help='BatchNorm statistics over all processes (GPUs only: '
+                   'AccelerateCB turns the BatchNorm layers into nn.SyncBatchNorm)')
+    p.add_argument('--nfs', default='16,32,64,128,256,512', help="get_resnet's channels (14_augment's: 16,32,64,128,256)")
     p.add_argument('--limit', type=int, default=None, help='use only the first n training images (and n/6 validation)')
     p.add_argument('--seed', type=int, default=42, help='initial weights and shuffling')
     p.add_argument('--data', default=None, help='folder with the Fashion-MNIST IDX files (default: the usual search)')
@@ -77,7 +72,8 @@ def main():
     if a.limit: xt,yt,xv,yv = xt[:a.limit],yt[:a.limit],xv[:a.limit//6],yv[:a.limit//6]
     dls = DataLoaders(TensorLoader(xt, yt, bs=a.bs, shuffle=True, tfm=norm_imgs),
                       TensorLoader(xv, yv, bs=a.bs*2, tfm=norm_imgs))
-    model,name = resnet()
+    nfs = tuple(int(o) for o in a.nfs.split(','))
+    model,name = get_resnet(nfs).apply(partial(init_weights, leaky=0.1)),f"get_resnet(nfs={a.nfs}) (14_augment)"
     acc.print(f'{acc.num_processes} process(es) on {acc.device}, {name}, bs {a.bs} each ({a.bs*acc.num_processes} '
               f'in all), {a.epochs} epochs, mixed precision {a.mixed_precision}')
     tcb,mcb = ThroughputCB(),MetricsCB(accuracy=MulticlassAccuracy())
