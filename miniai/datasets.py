@@ -200,7 +200,8 @@ class TensorLoader:
     def __repr__(self): return f'TensorLoader({self.n} items, bs={self.bs}, shuffle={self.shuffle}, device={self.device})'
 
     def __iter__(self):
-        idx = torch.randperm(self.n).to(self.device) if self.shuffle else None
+        # drawn on the CPU (the same order on every device); the copy does not wait for the GPU to finish its work
+        idx = torch.randperm(self.n).to(self.device, non_blocking=True) if self.shuffle else None
         for i in range(0, len(self)*self.bs, self.bs):
             if idx is None: b = tuple(t[i:i+self.bs] for t in self.ts)
             else: b = tuple(take_rows(t, idx[i:i+self.bs], w) for t, w in zip(self.ts, self._ws))
