@@ -2,7 +2,8 @@
 
 The full-size results of nbs/14_augment.ipynb come from this recipe: AdamW, one cycle (`fit_one_cycle`), kaiming init,
 per-item augmentation on the GPU (`rand_crop`, `rand_flip`, optionally `rand_erase`) through `BatchTransformCB`, then
-test-time augmentation with flips. Each run prints one JSON line: the validation accuracy of each epoch, the final
+test-time augmentation with flips; optionally an exponential moving average of the weights (`--ema`, evaluated beside
+the trained weights) and more ResBlocks per stage (`--blocks`). Each run prints one JSON line: the validation accuracy of each epoch, the final
 accuracy with and without TTA, and the seconds the fit took; `--save` keeps the validation predictions (plain and
 flipped) so that runs can be ensembled with `--ensemble a.pt b.pt`.
 
@@ -15,6 +16,7 @@ from functools import partial
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch, torch.nn.functional as F
 from torch import nn, optim
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torcheval.metrics import MulticlassAccuracy
 
 from miniai.fashion_mnist import load_fashion_mnist
@@ -22,11 +24,30 @@ from miniai.datasets import DataLoaders, TensorLoader
 from miniai.conv import normalize_sets
 from miniai.activations import set_seed
 from miniai.init import init_weights, BatchTransformCB
-from miniai.learner import TrainLearner, MetricsCB
+from miniai.learner import TrainLearner, MetricsCB, Callback
+from miniai.resnet import ResBlock
 from miniai.annealing import fit_one_cycle  # noqa: F401  (patches Learner.fit_one_cycle)
 from miniai.augment import get_resnet, tfm_batch, rand_crop, rand_flip, rand_erase, capture_preds  # noqa: F401
 
 def acc(p, t): return (p.argmax(1) == t).float().mean().item()
+
+def deeper(model, blocks):
+    "Add `blocks-1` stride-1 ResBlocks after each stride-2 ResBlock of `get_resnet`'s model"
+    layers = []
+    for m in model:
+        layers.append(m)
+        if isinstance(m, ResBlock) and isinstance(m.pool, nn.AvgPool2d):      # a stride-2 block
+            nf = m.convs[1][0].out_channels
+            layers += [ResBlock(nf, nf) for _ in range(blocks-1)]
+    return nn.Sequential(*layers)
+
+class EMACB(Callback):
+    "Keep an exponential moving average of the weights (and batchnorm buffers) after each optimizer step"
+    def __init__(self, decay): self.decay, self.ema = decay, None
+    def before_fit(self):
+        if self.ema is None: self.ema = AveragedModel(self.learn.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay),
+                                                      use_buffers=True)
+    def after_step(self): self.ema.update_parameters(self.learn.model)
 
 def run(a):
     dev = torch.device(a.device)
@@ -42,12 +63,18 @@ def run(a):
         for t in tfms: x = fs[t](x)
         return x
     set_seed(a.seed)
-    model = get_resnet(tuple(int(o) for o in a.nfs.split(',')), drop=a.drop).apply(partial(init_weights, leaky=0.1)).to(dev)
+    model = get_resnet(tuple(int(o) for o in a.nfs.split(',')), drop=a.drop)
+    if a.blocks > 1: model = deeper(model, a.blocks)
+    model = model.apply(partial(init_weights, leaky=0.1)).to(dev)
     loss = partial(F.cross_entropy, label_smoothing=a.ls) if a.ls else F.cross_entropy
     metrics = MetricsCB(accuracy=MulticlassAccuracy())
     metrics._log = lambda d: None
     cbs = [metrics] + ([BatchTransformCB(partial(tfm_batch, tfm_x=aug), on_val=False)] if tfms else [])
-    learn = TrainLearner(model, dls, loss, lr=a.lr, opt_func=partial(optim.AdamW, weight_decay=a.wd), cbs=cbs)
+    ema = EMACB(a.ema) if a.ema else None
+    if ema: cbs.append(ema)
+    opt_func = (partial(optim.SGD, momentum=0.9, nesterov=True, weight_decay=a.wd) if a.opt == 'sgd' else
+                partial(optim.AdamW, weight_decay=a.wd))
+    learn = TrainLearner(model, dls, loss, lr=a.lr, opt_func=opt_func, cbs=cbs)
     if dev.type == 'cuda': torch.cuda.synchronize()
     t0 = time.perf_counter()
     learn.fit_one_cycle(a.epochs)
@@ -57,7 +84,23 @@ def run(a):
     p, t = learn.capture_preds()
     hflip = BatchTransformCB(partial(tfm_batch, tfm_x=partial(torch.flip, dims=(-1,))), on_train=False)
     p2, _ = learn.capture_preds(cbs=[hflip])
-    res = dict(vars(a), valid=valid,
+    def views(extra_cbs=()):
+        "Softmax averaged over 10 views: the image, its flip, and each shifted by one pixel up/down/left/right"
+        ps = []
+        for flip in (False, True):
+            for dy, dx in ((1, 1), (0, 1), (2, 1), (1, 0), (1, 2)):
+                def tf(x, dy=dy, dx=dx, flip=flip):
+                    x = F.pad(x, (1, 1, 1, 1), mode='replicate')[..., dy:dy+28, dx:dx+28]
+                    return x.flip(-1) if flip else x
+                ps.append(learn.capture_preds(cbs=[BatchTransformCB(partial(tfm_batch, tfm_x=tf), on_train=False)])[0].softmax(1))
+        return torch.stack(ps).mean(0)
+    extra = dict(acc_tta10=acc(views(), t))
+    if ema:
+        learn.remove_cb(ema); trained, learn.model = learn.model, ema.ema.module
+        pe, _ = learn.capture_preds(); pe2, _ = learn.capture_preds(cbs=[hflip])
+        extra.update(acc_ema=acc(pe, t), acc_ema_tta=acc((pe+pe2)/2, t), acc_ema_tta10=acc(views(), t))
+        learn.model = trained
+    res = dict(vars(a), valid=valid, **extra,
                acc=acc(p, t), acc_tta=acc((p+p2)/2, t), fit_s=round(secs, 1),
                device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu')
     print(json.dumps(res), flush=True)
@@ -82,6 +125,9 @@ if __name__ == '__main__':
     ap.add_argument('--ls', type=float, default=0., help='label smoothing')
     ap.add_argument('--aug', default='crop,flip', help='comma-separated: crop, flip, erase')
     ap.add_argument('--seed', type=int, default=42)
+    ap.add_argument('--opt', default='adamw', choices=['adamw', 'sgd'], help='AdamW, or SGD with Nesterov momentum 0.9')
+    ap.add_argument('--ema', type=float, default=0., help='decay of an EMA of the weights, e.g. 0.999 (0: none)')
+    ap.add_argument('--blocks', type=int, default=1, help='ResBlocks per stride-2 stage (the extra ones at stride 1)')
     ap.add_argument('--n-train', type=int, default=0, help='0: all 60,000')
     ap.add_argument('--n-valid', type=int, default=10_000)
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
