@@ -45,6 +45,28 @@ if a.n: xt, yt, xv, yv = xt[:a.n], yt[:a.n], xv[:a.n//6], yv[:a.n//6]
 res = {'machine': machine(), 'device': str(dev)}
 bkw = {} if a.backend is None else {'backend': a.backend}
 
+def check_opt_steps():
+    "`compile_opt_step` against eager on this device: AdamW and SGD with momentum, lr (and betas) changed every step"
+    from copy import deepcopy
+    for cls, kw in ((torch.optim.AdamW, {}), (torch.optim.SGD, {'momentum': 0.9})):
+        torch.manual_seed(0)
+        m1 = nn.Sequential(nn.Flatten(), nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10)).to(dev); m2 = deepcopy(m1)
+        o1, o2 = (cls(m.parameters(), lr=1e-2, **kw) for m in (m1, m2))
+        step = compile_opt_step(o1, **bkw)
+        for i in range(5):
+            x, y = torch.randn(64, 1, 28, 28, device=dev), torch.randint(0, 10, (64,), device=dev)
+            for m in (m1, m2): F.cross_entropy(m(x), y).backward()
+            step(); o2.step()
+            for o in (o1, o2):
+                o.zero_grad()
+                for pg in o.param_groups:
+                    pg['lr'] = 1e-2/(i+2)
+                    if 'betas' in pg: pg['betas'] = (0.9-0.02*i, 0.99)
+        d = max((p1-p2).abs().max().item() for p1, p2 in zip(m1.parameters(), m2.parameters()))
+        ok = 'same' if d < 1e-5 else 'DIFFERENT: check compile_opt_step on this machine'
+        print(f'compiled {cls.__name__} step vs eager after 5 steps (an MLP): max weight difference {d:.2e}, {ok}', flush=True)
+        res[f'opt_check_{cls.__name__}'] = d
+
 def run_bs(bs):
     def hand(model, compile_opt=False):
         opt = torch.optim.SGD(plain.parameters(), lr=0.1)       # no momentum: no state, so one optimizer serves all runs
@@ -108,5 +130,6 @@ def run_bs(bs):
                            'Learner + CompileCB(compile_opt=True)', dropped, best)     # ends with ratio=<x>
     return r
 
+check_opt_steps()
 for bs in map(int, a.bs.split(',')): res[f'bs{bs}'] = run_bs(bs)
 if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
