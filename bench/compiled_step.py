@@ -8,7 +8,7 @@ checks that compiled fits' per-epoch metrics equal an eager fit's (same seed). A
 by a calibration probe. Ends with `ratio=<x>`: `Learner + CompileCB(compile_opt=True)` / hand loop, at the last bs
 (the line before it, `ratio_eager_step=`: `Learner + CompileCB()`).
 
-    python bench/compiled_step.py --bs 256,1024 --repeats 4 --epochs 2             # on a GPU
+    python bench/compiled_step.py --bs 256,1024 --repeats 4 --epochs 2 --json out.json   # on a GPU
     python bench/compiled_step.py --device cpu --n 2048 --bs 256 --repeats 1 --epochs 1 --backend aot_eager  # dry run"""
 import argparse, contextlib, io, json, sys, time
 from pathlib import Path
@@ -31,6 +31,8 @@ p.add_argument('--epochs', type=int, default=2, help='epochs per timed run (one 
 p.add_argument('--n', type=int, default=None, help='use only the first n training items (a quick CPU dry-run)')
 p.add_argument('--data', default=None, help='folder with the Fashion-MNIST IDX files (default: the usual search)')
 p.add_argument('--json', default=None, help='also write the results to this file')
+p.add_argument('--skip-model-only', action='store_true',
+               help='leave out Learner + CompileCB(with_loss=False), measured in an earlier session (saves its compilation)')
 p.add_argument('--backend', default=None, help="torch.compile backend, e.g. 'aot_eager' for a quick CPU dry run (default: inductor)")
 a = p.parse_args()
 dev = torch.device(a.device)
@@ -105,7 +107,8 @@ def run_bs(bs):
             with contextlib.redirect_stdout(io.StringIO()): learn.fit(n)
             return learn.metrics.history
         return epoch
-    eager,compiled,model_only = learner(TrainCB()),learner(CompileCB(**bkw)),learner(CompileCB(with_loss=False, **bkw))
+    eager,compiled = learner(TrainCB()),learner(CompileCB(**bkw))
+    model_only = None if a.skip_model_only else learner(CompileCB(with_loss=False, **bkw))
     compiled_opt = learner(CompileCB(compile_opt=True, **bkw))
     r = {}
     for nm,f in (('compile', compiled), ('compile_opt', compiled_opt)):
@@ -115,12 +118,14 @@ def run_bs(bs):
     print(f'bs {bs}: eager fit  {he}\nbs {bs}: compiled fit {hc}\nbs {bs}: compiled fit + step {hco}', flush=True)
     def diff(h): return max(abs(float(e[k])-float(c[k])) for e,c in zip(he, h) for k in ('accuracy', 'loss'))
     r['max_metric_diff'],r['max_metric_diff_compile_opt'] = diff(hc),diff(hco)
-    hand_epoch(); hand_compiled(); hand_compiled(); hand_compiled_opt(); hand_compiled_opt(); eager(); model_only(2)
-    kept, dropped, best = paired({'hand loop': hand_epoch, 'hand loop, compiled model': hand_compiled,
-                                  'hand loop, compiled model + step': hand_compiled_opt,
-                                  'Learner eager': eager, 'Learner + CompileCB(with_loss=False)': model_only,
-                                  'Learner + CompileCB': compiled,
-                                  'Learner + CompileCB(compile_opt=True)': compiled_opt}, a.repeats, sync=sync)
+    variants = {'hand loop': hand_epoch, 'hand loop, compiled model': hand_compiled,
+                'hand loop, compiled model + step': hand_compiled_opt, 'Learner eager': eager,
+                'Learner + CompileCB(with_loss=False)': model_only, 'Learner + CompileCB': compiled,
+                'Learner + CompileCB(compile_opt=True)': compiled_opt}
+    if a.skip_model_only: del variants['Learner + CompileCB(with_loss=False)']
+    hand_epoch(); hand_compiled(); hand_compiled(); hand_compiled_opt(); hand_compiled_opt(); eager()
+    if not a.skip_model_only: model_only(2)
+    kept, dropped, best = paired(variants, a.repeats, sync=sync)
     import statistics as st
     r.update({k: round(st.median(v), 4) for k,v in kept.items()})
     for k in kept: r['ratio '+k] = round(st.median([o/b for b,o in zip(kept['hand loop'], kept[k])]), 3)
