@@ -5,8 +5,9 @@ step compiled too (`CompileCB(compile_opt=True)`; the hand loop likewise with `c
 no optimizer state: each variant keeps one optimizer object across its runs, and a compiled step is compiled once);
 a timed run = `--epochs` epochs (one fit for the Learner) of 60k train + 10k valid, for each batch size asked. Also
 checks that compiled fits' per-epoch metrics equal an eager fit's (same seed). Alternated, repeated, each run bracketed
-by a calibration probe. Ends with `ratio=<x>`: `Learner + CompileCB(compile_opt=True)` / hand loop, at the last bs
-(the line before it, `ratio_eager_step=`: `Learner + CompileCB()`).
+by a calibration probe. First checks `compile_opt_step` against eager steps on the device (AdamW, SGD with momentum).
+Ends with `ratio=<x>`: `Learner + CompileCB(compile_opt=True)` / hand loop, at the last bs (a few lines before it,
+`ratio_eager_step=`: `Learner + CompileCB()`); `--json` keeps every median and ratio.
 
     python bench/compiled_step.py --bs 256,1024 --repeats 4 --epochs 2 --json out.json   # on a GPU
     python bench/compiled_step.py --device cpu --n 2048 --bs 256 --repeats 1 --epochs 1 --backend aot_eager  # dry run"""
