@@ -66,7 +66,9 @@ def check_opt_steps():
                     pg['lr'] = 1e-2/(i+2)
                     if 'betas' in pg: pg['betas'] = (0.9-0.02*i, 0.99)
         d = max((p1-p2).abs().max().item() for p1, p2 in zip(m1.parameters(), m2.parameters()))
-        ok = 'same' if d < 1e-5 else 'DIFFERENT: check compile_opt_step on this machine'
+        # each step moves a weight by up to ~lr = 1e-2; a fused kernel rounds Adam's m/(sqrt(v)+eps) differently, which
+        # showed as 1.1e-5 on an H200 (torch 2.11): 0.1% of one step. A wrong step (lr or betas not followed) is ~1e-3.
+        ok = 'same within rounding' if d < 1e-4 else 'DIFFERENT: check compile_opt_step on this machine'
         print(f'compiled {cls.__name__} step vs eager after 5 steps (an MLP): max weight difference {d:.2e}, {ok}', flush=True)
         res[f'opt_check_{cls.__name__}'] = d
 
