@@ -1,6 +1,6 @@
 "Shared by the benchmarks: a calibration probe, alternated paired runs, medians and ratios."
 import platform, statistics, subprocess, time
-import torch
+import torch, torch.nn.functional as F
 
 def machine() -> str:
     "CPU model (and GPU name when CUDA is used), for BENCHMARKS.md"
@@ -51,3 +51,23 @@ def summarize(kept:dict, base:str, other:str, dropped:int, probe_best:float):
     print(f'calibration probe: median {probe_best*1000:.1f} ms; runs dropped as taken on a slowed-down machine: {dropped}')
     print(f'ratio={r:.3f}')
     return r
+
+def hand_loops(xt, yt, xv, yv, bs:int, fresh, dls):
+    """The hand-written epoch of the Learner benchmarks (train on a shuffled index of `xt` on its device, then a
+    validation pass) and the same loop fed by `dls` (a `DataLoaders` of `TensorLoader`s); `fresh()` makes the model"""
+    def hand():
+        model = fresh(); opt = torch.optim.SGD(model.parameters(), lr=0.1); model.train()
+        idx = torch.randperm(len(xt), device=xt.device)
+        for i in range(0, len(xt), bs):
+            j = idx[i:i+bs]; xb, yb = xt[j][:, None].float().div_(255), yt[j]
+            F.cross_entropy(model(xb), yb).backward(); opt.step(); opt.zero_grad()
+        model.eval()
+        with torch.no_grad():
+            for i in range(0, len(xv), bs*2): model(xv[i:i+bs*2][:, None].float().div_(255))
+    def hand_tl():
+        model = fresh(); opt = torch.optim.SGD(model.parameters(), lr=0.1); model.train()
+        for xb, yb in dls.train: F.cross_entropy(model(xb), yb).backward(); opt.step(); opt.zero_grad()
+        model.eval()
+        with torch.no_grad():
+            for xb, yb in dls.valid: model(xb)
+    return hand, hand_tl

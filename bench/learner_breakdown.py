@@ -2,8 +2,11 @@
 fed by a `TensorLoader`, then the Learner with DeviceCB only, + MetricsCB, + ProgressCB, and all three; one epoch each,
 alternated, medians and ratios to the hand loop. `python bench/learner_breakdown.py --device cuda [--bs 1024]`.
 Used on an H200 for BENCHMARKS.md's breakdown (2026-11-29)."""
-import argparse, time, statistics, contextlib, io, torch, torch.nn.functional as F
+import argparse, sys, time, statistics, contextlib, io, torch, torch.nn.functional as F
+from pathlib import Path
 from torch import nn
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import hand_loops
 from torcheval.metrics import MulticlassAccuracy
 from miniai.fashion_mnist import load_fashion_mnist
 from miniai.datasets import DataLoaders, TensorLoader, float_imgs
@@ -20,21 +23,7 @@ torch.manual_seed(0); init = cnn().state_dict()
 def fresh(): m = cnn(); m.load_state_dict(init); return m.to(dev)
 xt, yt, xv, yv = (t.to(dev) for t in load_fashion_mnist())
 dls = DataLoaders(TensorLoader(xt, yt, bs=bs, shuffle=True, tfm=float_imgs), TensorLoader(xv, yv, bs=bs*2, tfm=float_imgs))
-def hand():
-    model = fresh(); opt = torch.optim.SGD(model.parameters(), lr=0.1); model.train()
-    idx = torch.randperm(len(xt), device=dev)
-    for i in range(0, len(xt), bs):
-        j = idx[i:i+bs]; xb, yb = xt[j][:, None].float().div_(255), yt[j]
-        F.cross_entropy(model(xb), yb).backward(); opt.step(); opt.zero_grad()
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(xv), bs*2): model(xv[i:i+bs*2][:, None].float().div_(255))
-def hand_tl():
-    model = fresh(); opt = torch.optim.SGD(model.parameters(), lr=0.1); model.train()
-    for xb, yb in dls.train: F.cross_entropy(model(xb), yb).backward(); opt.step(); opt.zero_grad()
-    model.eval()
-    with torch.no_grad():
-        for xb, yb in dls.valid: model(xb)
+hand, hand_tl = hand_loops(xt, yt, xv, yv, bs, fresh, dls)
 def L(*mk):
     def f():
         learn = TrainLearner(fresh(), dls, F.cross_entropy, lr=0.1, cbs=[m() for m in mk])

@@ -16,6 +16,8 @@ p.add_argument('--only', default='', help='comma-separated variants (the hand lo
 a = p.parse_args()
 sys.path.insert(0, a.old)
 from torch import nn
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import hand_loops
 from torcheval.metrics import MulticlassAccuracy
 from miniai.fashion_mnist import load_fashion_mnist
 from miniai.datasets import DataLoaders, TensorLoader, float_imgs, take_rows
@@ -29,21 +31,7 @@ torch.manual_seed(0); init = cnn().state_dict()
 def fresh(): m = cnn(); m.load_state_dict(init); return m.to(dev)
 xt, yt, xv, yv = (t[:lim].to(dev) for t in load_fashion_mnist())
 dls = DataLoaders(TensorLoader(xt, yt, bs=bs, shuffle=True, tfm=float_imgs), TensorLoader(xv, yv, bs=bs*2, tfm=float_imgs))
-def hand():
-    model = fresh(); opt = torch.optim.SGD(model.parameters(), lr=0.1); model.train()
-    idx = torch.randperm(len(xt), device=dev)
-    for i in range(0, len(xt), bs):
-        j = idx[i:i+bs]; xb, yb = xt[j][:, None].float().div_(255), yt[j]
-        F.cross_entropy(model(xb), yb).backward(); opt.step(); opt.zero_grad()
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(xv), bs*2): model(xv[i:i+bs*2][:, None].float().div_(255))
-def hand_tl():
-    model = fresh(); opt = torch.optim.SGD(model.parameters(), lr=0.1); model.train()
-    for xb, yb in dls.train: F.cross_entropy(model(xb), yb).backward(); opt.step(); opt.zero_grad()
-    model.eval()
-    with torch.no_grad():
-        for xb, yb in dls.valid: model(xb)
+hand, hand_tl = hand_loops(xt, yt, xv, yv, bs, fresh, dls)
 def L(M, *names):
     def f():
         mk = {'dev': lambda: M.DeviceCB(dev), 'met': lambda: M.MetricsCB(accuracy=MulticlassAccuracy()), 'prog': lambda: M.ProgressCB()}
