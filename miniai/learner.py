@@ -443,7 +443,6 @@ class LRFinderCB(Callback):
                                      "little: try a lower start_lr (or the model is already trained)", stacklevel=2)
         return self.lrs[i_best]/10
 
-# %% ../nbs/09_learner.ipynb #f41f2548
 _all_ = ['lr_find']
 @patch
 def lr_find(self:Learner, gamma:float=1.3, # lr multiplier per batch
