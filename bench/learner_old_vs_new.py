@@ -1,6 +1,7 @@
 """The Learner before the 09 rebuild (commit 6a85f26) against today's, in one process, alternated, with each default
 callback added in turn, plus the hand loop of bench/learner_overhead.py and that loop fed by a `TensorLoader`
-(`hand_tl`, and `hand_tl_nb`: with the permutation copied non-blocking, as `TensorLoader` does since session 4).
+(`hand_tl`; `hand_tl_blocking` and `new_all_blocking` put back the stream synchronisation that `TensorLoader`'s
+blocking permutation copy made at the start of each shuffled pass before commit 8baa013).
 Both Learners get the same `TensorLoader`s (today's). One timed run = a fresh model trained one epoch (60k train +
 10k valid); medians of alternated runs, ratios to the hand loop.
 
@@ -20,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import hand_loops
 from torcheval.metrics import MulticlassAccuracy
 from miniai.fashion_mnist import load_fashion_mnist
-from miniai.datasets import DataLoaders, TensorLoader, float_imgs, take_rows
+from miniai.datasets import DataLoaders, TensorLoader, float_imgs
 from miniai.conv import conv
 import miniai.learner as N
 import miniai_old.learner as O
@@ -39,23 +40,21 @@ def L(M, *names):
         with contextlib.redirect_stdout(io.StringIO()): learn.fit(1)
     return f
 orig_iter = TensorLoader.__iter__
-def nb_iter(self):
-    idx = torch.randperm(self.n).to(self.device, non_blocking=True) if self.shuffle else None
-    for i in range(0, len(self)*self.bs, self.bs):
-        if idx is None: b = tuple(t[i:i+self.bs] for t in self.ts)
-        else: b = tuple(take_rows(t, idx[i:i+self.bs], w) for t, w in zip(self.ts, self._ws))
-        yield self.tfm(b) if self.tfm is not None else b
-def patched(f):
+def blocking_iter(self):
+    "`TensorLoader.__iter__` as before 8baa013: the permutation's copy waited for the stream (the copy itself is tiny)"
+    if self.shuffle and self.device.type == 'cuda': torch.cuda.current_stream(self.device).synchronize()
+    yield from orig_iter(self)
+def blocking(f):
     def g():
-        TensorLoader.__iter__ = nb_iter
+        TensorLoader.__iter__ = blocking_iter
         try: f()
         finally: TensorLoader.__iter__ = orig_iter
     return g
-V = {'hand': hand, 'hand_tl': hand_tl, 'hand_tl_nb': patched(hand_tl),
+V = {'hand': hand, 'hand_tl': hand_tl, 'hand_tl_blocking': blocking(hand_tl),
      'new_L': L(N), 'old_L': L(O), 'new_dev': L(N, 'dev'), 'old_dev': L(O, 'dev'),
      'new_dev_met': L(N, 'dev', 'met'), 'old_dev_met': L(O, 'dev', 'met'),
      'new_dev_prog': L(N, 'dev', 'prog'), 'old_dev_prog': L(O, 'dev', 'prog'),
-     'new_all': L(N, 'dev', 'met', 'prog'), 'old_all': L(O, 'dev', 'met', 'prog'), 'new_all_nb': patched(L(N, 'dev', 'met', 'prog'))}
+     'new_all': L(N, 'dev', 'met', 'prog'), 'old_all': L(O, 'dev', 'met', 'prog'), 'new_all_blocking': blocking(L(N, 'dev', 'met', 'prog'))}
 only = a.only; V = {k: v for k, v in V.items() if not only or k in only.split(',') or k == 'hand'}
 for f in V.values(): f(); f()
 T = {k: [] for k in V}
