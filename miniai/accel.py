@@ -135,6 +135,9 @@ def compile_opt_step(opt, # a `torch.optim` optimizer (not `differentiable=True`
                      **kwargs, # more `torch.compile` arguments, e.g. `backend='aot_eager'`
                     ):
     "A function that runs `opt.step()` compiled (no closure, no step hooks); lr and `betas` go in as tensors"
+    if not isinstance(opt, torch.optim.Optimizer): raise TypeError(
+        f"compile_opt_step compiles the step of a torch.optim optimizer, got {type(opt).__name__}: use a torch.optim "
+        "optimizer (e.g. opt_func=torch.optim.SGD), or CompileCB(compile_opt=False) to keep this one's step eager")
     raw = inspect.unwrap(type(opt).step)    # the step itself, without torch's wrappers and their graph breaks
     def step(): raw(opt)
     cstep = torch.compile(_own_code(step), **kwargs)
