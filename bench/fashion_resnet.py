@@ -3,14 +3,15 @@
 The full-size results of nbs/14_augment.ipynb come from this recipe: AdamW, one cycle (`fit_one_cycle`), kaiming init,
 per-item augmentation on the GPU (`rand_crop`, `rand_flip`, optionally `rand_erase`) through `BatchTransformCB`, then
 test-time augmentation with flips; optionally an exponential moving average of the weights (`--ema`, evaluated beside
-the trained weights) and more ResBlocks per stage (`--blocks`). Each run prints one JSON line: the validation accuracy of each epoch, the final
+the trained weights), more ResBlocks per stage (`--blocks`), the crop's padding (`--pad`), mixup or cutmix (`--mix`) and
+zero-initialised last batchnorm of each ResBlock (`--zero-bn`). Each run prints one JSON line: the validation accuracy of each epoch, the final
 accuracy with and without TTA, and the seconds the fit took; `--save` keeps the validation predictions (plain and
 flipped) so that runs can be ensembled with `--ensemble a.pt b.pt`.
 
     python bench/fashion_resnet.py --epochs 20 --nfs 16,32,64,128,256 --aug crop,flip
     python bench/fashion_resnet.py --ensemble run1.pt run2.pt
 """
-import argparse, json, os, sys, time
+import argparse, json, math, os, random, sys, time
 from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,6 +50,27 @@ class EMACB(Callback):
                                                       use_buffers=True)
     def after_step(self): self.ema.update_parameters(self.learn.model)
 
+class MixCB(Callback):
+    "Mixup (`kind='mixup'`) or cutmix on training batches, after the augmentations; `loss` mixes the targets' losses alike"
+    order = BatchTransformCB.order + 1
+    def __init__(self, kind, alpha, base_loss): self.kind,self.alpha,self.base,self.lam = kind,alpha,base_loss,None
+    def before_batch(self):
+        self.lam = None
+        if not self.training: return
+        x, y = self.learn.batch
+        lam, self.perm = random.betavariate(self.alpha, self.alpha), torch.randperm(len(x), device=x.device)
+        if self.kind == 'mixup': x = torch.lerp(x[self.perm], x, lam)
+        else:                                              # a box of the partner image, of area (1-lam) of the image
+            h, w = x.shape[-2:]; ch, cw = int(h*math.sqrt(1-lam)), int(w*math.sqrt(1-lam))
+            cy, cx = random.randrange(h), random.randrange(w)
+            y0, y1, x0, x1 = max(cy-ch//2, 0), min(cy+ch//2, h), max(cx-cw//2, 0), min(cx+cw//2, w)
+            x = x.clone(); x[..., y0:y1, x0:x1] = x[self.perm][..., y0:y1, x0:x1]
+            lam = 1 - (y1-y0)*(x1-x0)/(h*w)
+        self.learn.batch, self.lam = (x, y), lam
+    def loss(self, preds, y):
+        if self.lam is None: return self.base(preds, y)
+        return self.lam*self.base(preds, y) + (1-self.lam)*self.base(preds, y[self.perm])
+
 def run(a):
     dev = torch.device(a.device)
     if dev.type == 'cuda': torch.backends.cudnn.benchmark = True
@@ -58,7 +80,7 @@ def run(a):
     dls = DataLoaders(TensorLoader(xtr[:n], ytr[:n], bs=a.bs, shuffle=True, device=dev),
                       TensorLoader(xva[:a.n_valid], yva[:a.n_valid], bs=1024, device=dev))
     tfms = [t for t in a.aug.split(',') if t]
-    fs = {'crop': rand_crop, 'flip': rand_flip, 'erase': rand_erase}
+    fs = {'crop': partial(rand_crop, pad=a.pad), 'flip': rand_flip, 'erase': rand_erase}
     def aug(x):
         for t in tfms: x = fs[t](x)
         return x
@@ -66,10 +88,16 @@ def run(a):
     model = get_resnet(tuple(int(o) for o in a.nfs.split(',')), drop=a.drop)
     if a.blocks > 1: model = deeper(model, a.blocks)
     model = model.apply(partial(init_weights, leaky=0.1)).to(dev)
+    if a.zero_bn:                     # each ResBlock starts as its identity path: the last batchnorm's scale at 0
+        for m in model.modules():
+            if isinstance(m, ResBlock): nn.init.zeros_(m.convs[-1][1].weight)
     loss = partial(F.cross_entropy, label_smoothing=a.ls) if a.ls else F.cross_entropy
     metrics = MetricsCB(accuracy=MulticlassAccuracy())
     metrics._log = lambda d: None
     cbs = [metrics] + ([BatchTransformCB(partial(tfm_batch, tfm_x=aug), on_val=False)] if tfms else [])
+    if a.mix:
+        kind, alpha = a.mix.split(':'); random.seed(a.seed)
+        mix = MixCB(kind, float(alpha), loss); cbs.append(mix); loss = mix.loss
     ema = EMACB(a.ema) if a.ema else None
     if ema: cbs.append(ema)
     opt_func = (partial(optim.SGD, momentum=0.9, nesterov=True, weight_decay=a.wd) if a.opt == 'sgd' else
@@ -124,6 +152,9 @@ if __name__ == '__main__':
     ap.add_argument('--drop', type=float, default=0.)
     ap.add_argument('--ls', type=float, default=0., help='label smoothing')
     ap.add_argument('--aug', default='crop,flip', help='comma-separated: crop, flip, erase')
+    ap.add_argument('--pad', type=int, default=4, help="rand_crop's padding: items shift by up to this many pixels")
+    ap.add_argument('--mix', default='', help="'mixup:ALPHA' or 'cutmix:ALPHA' (lam ~ Beta(ALPHA, ALPHA)); '' none")
+    ap.add_argument('--zero-bn', action='store_true', help="zero the last batchnorm's weight in each ResBlock")
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--opt', default='adamw', choices=['adamw', 'sgd'], help='AdamW, or SGD with Nesterov momentum 0.9')
     ap.add_argument('--ema', type=float, default=0., help='decay of an EMA of the weights, e.g. 0.999 (0: none)')

@@ -8,12 +8,13 @@ of one hand-loop epoch: the hand loop's data is put on the device before any tim
 Same model (the 10_activations CNN), same data, same initial weights, bs 1024, one epoch = 60k train + 10k valid.
 Alternated, repeated, each run bracketed by a calibration probe. Ends with `ratio=<x>` (Learner / hand loop).
 
-`--compiled` adds two variants to the same alternated runs: `Learner` + `CompileCB()` (model and loss compiled, CUDA
-graphs on a GPU) and `Learner` + `CompileCB(compile_opt=True)` (the optimizer's step compiled too), each on one model
+`--compiled` adds three variants to the same alternated runs: `Learner` + `CompileCB()` (model and loss compiled, CUDA
+graphs on a GPU), `Learner` + `CompileCB(compile_opt=True)` (the optimizer's step compiled too) and `Learner` +
+`GraphStepCB()` (forward, loss and backward of the compiled model captured in one CUDA graph), each on one model
 object and one SGD optimizer reused across its runs with the weights reloaded (`CompileCB` compiles once per model and
-its step once per optimizer; SGD without momentum has no state, so a reused optimizer steps like a new one); their
-compilation happens in warm-up fits, before the timed runs. Then the output ends with `ratio_compiled_eager_step=<x>`
-and, last, `ratio_compiled=<x>` (`CompileCB(compile_opt=True)` / hand loop). On a CPU they compile with the backend
+its step once per optimizer, `GraphStepCB` captures once per model and batch shape; SGD without momentum has no state, so a reused optimizer steps like a new one); their
+compilation happens in warm-up fits, before the timed runs. Then the output ends with `ratio_compiled_eager_step=<x>`,
+`ratio_compiled=<x>` (`CompileCB(compile_opt=True)` / hand loop) and, last, `ratio_graph_step=<x>` (`GraphStepCB`). On a CPU they compile with the backend
 `aot_eager` (no C++ compiler needed; not a speed measurement of inductor) unless `--backend` says otherwise.
 
     python bench/learner_overhead.py --device cuda --bs 1024 --compiled"""
@@ -28,7 +29,7 @@ from miniai.fashion_mnist import fashion_mnist_dd, load_fashion_mnist
 from miniai.datasets import DataLoaders, TensorLoader, float_imgs
 from miniai.conv import conv
 from miniai.learner import Learner, TrainLearner, DeviceCB, MetricsCB, ProgressCB
-from miniai.accel import CompileCB
+from miniai.accel import CompileCB, GraphStepCB
 
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument('--quick', action='store_true', help='3 pairs of epochs instead of 7 (under a minute on 2 cores)')
@@ -99,12 +100,13 @@ def timed_move():
     if sync: sync()
     return time.perf_counter() - t
 
-def compiled_learner(compile_opt):
-    "Learner + CompileCB on one model and one optimizer (compiled once), the weights reloaded before each 1-epoch fit"
+def compiled_learner(compile_opt, graph=False):
+    "Learner + CompileCB (or GraphStepCB) on one model and one optimizer, the weights reloaded before each 1-epoch fit"
     model, metrics = fresh(), MetricsCB(accuracy=MulticlassAccuracy())
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     backend = a.backend or (None if dev.type == 'cuda' else 'aot_eager')
-    ccb = CompileCB(compile_opt=compile_opt, **({} if backend is None else {'backend': backend}))
+    kw = {} if backend is None else {'backend': backend}
+    ccb = GraphStepCB(**kw) if graph else CompileCB(compile_opt=compile_opt, **kw)
     learn = Learner(model, dls, F.cross_entropy, lr=0.1, opt_func=lambda params, lr: opt,
                     cbs=[DeviceCB(dev), ccb, metrics, ProgressCB()])
     def epoch():
@@ -119,10 +121,11 @@ print(f'hand loop valid loss/acc {hand_epoch.result}; learner metrics {learner_e
       f'default path {default_path_epoch.result}')
 variants = {'hand loop': hand_epoch, 'Learner (default cbs)': learner_epoch, 'Learner (default path)': default_path_epoch}
 if a.compiled:
-    comp = {'Learner + CompileCB': compiled_learner(False), 'Learner + CompileCB(compile_opt=True)': compiled_learner(True)}
-    for k,f in comp.items():
-        t = time.perf_counter(); f(); f(); sync and sync()     # compiles (every batch shape), then a steady fit
-        print(f'{k}: compile and 2 warm-up epochs {time.perf_counter()-t:.1f}s; metrics {f.result}')
+    comp = {'Learner + CompileCB': compiled_learner(False), 'Learner + CompileCB(compile_opt=True)': compiled_learner(True),
+            'Learner + GraphStepCB': compiled_learner(False, graph=True)}
+    for k,f in comp.items():     # compiles (every batch shape); GraphStepCB captures the last batch's graph in fit 3
+        t = time.perf_counter(); f(); f(); f(); sync and sync()
+        print(f'{k}: compile and 3 warm-up epochs {time.perf_counter()-t:.1f}s; metrics {f.result}')
     variants.update(comp)
 assert cpu_dls.train.device == cpu_dls.valid.device == xt.device, 'DeviceCB should have left the loaders on the device'
 assert make_cpu_dls.train.device.type == 'cpu'
@@ -139,3 +142,4 @@ if a.compiled and kept['hand loop']:
     def ratio(k): return statistics.median(o/b for b,o in zip(kept['hand loop'], kept[k]))
     print(f"ratio_compiled_eager_step={ratio('Learner + CompileCB'):.3f}")
     print(f"ratio_compiled={ratio('Learner + CompileCB(compile_opt=True)'):.3f}")
+    print(f"ratio_graph_step={ratio('Learner + GraphStepCB'):.3f}")
