@@ -2,12 +2,13 @@
 
 The full-size results of nbs/14_augment.ipynb come from this recipe: AdamW, one cycle (`fit_one_cycle`), kaiming init,
 per-item augmentation on the GPU (`rand_crop`, `rand_flip`, optionally `rand_erase`) through `BatchTransformCB`, then
-test-time augmentation with flips; optionally an exponential moving average of the weights (`--ema`, evaluated beside
-the trained weights), more ResBlocks per stage (`--blocks`), the crop's padding (`--pad`), mixup or cutmix (`--mix`) and
-zero-initialised last batchnorm of each ResBlock (`--zero-bn`). Each run prints one JSON line: the validation accuracy of each epoch, the final
-accuracy with and without TTA, and the seconds the fit took; `--save` keeps the validation predictions (plain and
-flipped) so that runs can be ensembled with `--ensemble a.pt b.pt`.
+test-time augmentation with flips. Options: an exponential moving average of the weights (`--ema`, evaluated beside
+the trained weights), more ResBlocks per stage (`--blocks`), the crop's padding (`--pad`; the notebook uses 1), mixup
+or cutmix (`--mix`), the last batchnorm of each ResBlock initialised to zero (`--zero-bn`). Each run prints one JSON
+line: the validation accuracy of each epoch, the final accuracy with and without TTA, and the seconds the fit took;
+`--save` keeps the validation predictions (plain and flipped) so that runs can be ensembled with `--ensemble a.pt b.pt`.
 
+    python bench/fashion_resnet.py --epochs 20 --nfs 48,96,192,384,768 --ls 0.2 --pad 1   # 14_augment's models A, B
     python bench/fashion_resnet.py --epochs 20 --nfs 16,32,64,128,256 --aug crop,flip
     python bench/fashion_resnet.py --ensemble run1.pt run2.pt
 """

@@ -10,12 +10,13 @@ Alternated, repeated, each run bracketed by a calibration probe. Ends with `rati
 
 `--compiled` adds three variants to the same alternated runs: `Learner` + `CompileCB()` (model and loss compiled, CUDA
 graphs on a GPU), `Learner` + `CompileCB(compile_opt=True)` (the optimizer's step compiled too) and `Learner` +
-`GraphStepCB()` (forward, loss and backward of the compiled model captured in one CUDA graph), each on one model
+`GraphStepCB()` (forward, loss and backward of the compiled model recorded in one CUDA graph), each on one model
 object and one SGD optimizer reused across its runs with the weights reloaded (`CompileCB` compiles once per model and
-its step once per optimizer, `GraphStepCB` captures once per model and batch shape; SGD without momentum has no state, so a reused optimizer steps like a new one); their
-compilation happens in warm-up fits, before the timed runs. Then the output ends with `ratio_compiled_eager_step=<x>`,
-`ratio_compiled=<x>` (`CompileCB(compile_opt=True)` / hand loop) and, last, `ratio_graph_step=<x>` (`GraphStepCB`). On a CPU they compile with the backend
-`aot_eager` (no C++ compiler needed; not a speed measurement of inductor) unless `--backend` says otherwise.
+its step once per optimizer, `GraphStepCB` records once per model and batch shape; SGD without momentum has no state,
+so a reused optimizer steps like a new one); their compilation happens in warm-up fits, before the timed runs. Then
+the output ends with `ratio_compiled_eager_step=<x>`, `ratio_compiled=<x>` (`CompileCB(compile_opt=True)` / hand
+loop) and, last, `ratio_graph_step=<x>` (`GraphStepCB`). On a CPU they compile with the backend `aot_eager` (no C++
+compiler needed; not a speed measurement of inductor) unless `--backend` says otherwise.
 
     python bench/learner_overhead.py --device cuda --bs 1024 --compiled"""
 import argparse, contextlib, copy, io, statistics, sys, time

@@ -1,4 +1,4 @@
-"""`MixedPrecision` (autocast on any device), `CompileCB` (a `torch.compile`d step, CUDA graphs on a GPU) and `AccelerateCB` (one process per GPU with Hugging Face Accelerate)
+"""`MixedPrecision` (autocast on any device), `CompileCB` and `GraphStepCB` (a `torch.compile`d step, CUDA graphs on a GPU) and `AccelerateCB` (one process per GPU with Hugging Face Accelerate)
 
 Docs: https://miniai-dev.github.io/miniai/accel.html.md"""
 
