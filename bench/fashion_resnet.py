@@ -4,7 +4,8 @@ The full-size results of nbs/14_augment.ipynb come from this recipe: AdamW, one 
 per-item augmentation on the GPU (`rand_crop`, `rand_flip`, optionally `rand_erase`) through `BatchTransformCB`, then
 test-time augmentation with flips. Options: an exponential moving average of the weights (`--ema`, evaluated beside
 the trained weights), more ResBlocks per stage (`--blocks`), the crop's padding (`--pad`; the notebook uses 1), mixup
-or cutmix (`--mix`), the last batchnorm of each ResBlock initialised to zero (`--zero-bn`). Each run prints one JSON
+or cutmix (`--mix`), the last batchnorm of each ResBlock initialised to zero (`--zero-bn`), the training step as one
+CUDA graph (`--graph`: 15_accel's `GraphStepCB`). Each run prints one JSON
 line: the validation accuracy of each epoch, the final accuracy with and without TTA, and the seconds the fit took;
 `--save` keeps the validation predictions (plain and flipped) so that runs can be ensembled with `--ensemble a.pt b.pt`.
 
@@ -26,7 +27,8 @@ from miniai.datasets import DataLoaders, TensorLoader
 from miniai.conv import normalize_sets
 from miniai.activations import set_seed
 from miniai.init import init_weights, BatchTransformCB
-from miniai.learner import TrainLearner, MetricsCB, Callback
+from miniai.learner import Learner, TrainLearner, MetricsCB, Callback
+from miniai.accel import GraphStepCB
 from miniai.resnet import ResBlock
 from miniai.annealing import fit_one_cycle  # noqa: F401  (patches Learner.fit_one_cycle)
 from miniai.augment import get_resnet, tfm_batch, rand_crop, rand_flip, rand_erase, capture_preds  # noqa: F401
@@ -103,7 +105,8 @@ def run(a):
     if ema: cbs.append(ema)
     opt_func = (partial(optim.SGD, momentum=0.9, nesterov=True, weight_decay=a.wd) if a.opt == 'sgd' else
                 partial(optim.AdamW, weight_decay=a.wd))
-    learn = TrainLearner(model, dls, loss, lr=a.lr, opt_func=opt_func, cbs=cbs)
+    if a.graph: cbs.append(GraphStepCB())           # the training steps: forward, loss, backward in one CUDA graph
+    learn = (Learner if a.graph else TrainLearner)(model, dls, loss, lr=a.lr, opt_func=opt_func, cbs=cbs)
     if dev.type == 'cuda': torch.cuda.synchronize()
     t0 = time.perf_counter()
     learn.fit_one_cycle(a.epochs)
@@ -156,6 +159,7 @@ if __name__ == '__main__':
     ap.add_argument('--pad', type=int, default=4, help="rand_crop's padding: items shift by up to this many pixels")
     ap.add_argument('--mix', default='', help="'mixup:ALPHA' or 'cutmix:ALPHA' (lam ~ Beta(ALPHA, ALPHA)); '' none")
     ap.add_argument('--zero-bn', action='store_true', help="zero the last batchnorm's weight in each ResBlock")
+    ap.add_argument('--graph', action='store_true', help="train with 15_accel's GraphStepCB (compiled, CUDA graphs)")
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--opt', default='adamw', choices=['adamw', 'sgd'], help='AdamW, or SGD with Nesterov momentum 0.9')
     ap.add_argument('--ema', type=float, default=0., help='decay of an EMA of the weights, e.g. 0.999 (0: none)')

@@ -522,6 +522,10 @@ def check_cbs(learn, n_epochs, train, valid):
         if getattr(type(learn), nm, None) is None and not learn._by_event[nm]: raise NotImplementedError(
             f"nothing implements the training step `{nm}`: add TrainCB() to the callbacks, use TrainLearner, "
             f"or define `{nm}` in a Learner subclass")
+    own = [nm for nm in _steps if getattr(type(learn), nm, None) is not None]
+    if unused := sorted({type(cb).__name__ for nm in own for cb,*_ in learn._by_event[nm]}):
+        warnings.warn(f"{', '.join(unused)}: training steps not called, because {type(learn).__name__} defines "
+                      f"{', '.join(own)} itself; use Learner(...) with such a callback", stacklevel=3)
 _register(Learner.fit_checks, check_cbs)
 
 # %% ../nbs/09_learner.ipynb #4522af91
