@@ -74,6 +74,14 @@ class MixCB(Callback):
         if self.lam is None: return self.base(preds, y)
         return self.lam*self.base(preds, y) + (1-self.lam)*self.base(preds, y[self.perm])
 
+class EpochTimesCB(Callback):
+    "Seconds since the fit began at the end of each epoch (training and validation), the GPU synchronised"
+    def before_fit(self): self.t0, self.ts = time.perf_counter(), []
+    def after_epoch(self):
+        if self.training: return
+        if torch.cuda.is_available(): torch.cuda.synchronize()
+        self.ts.append(round(time.perf_counter() - self.t0, 2))
+
 def run(a):
     dev = torch.device(a.device)
     if dev.type == 'cuda': torch.backends.cudnn.benchmark = True
@@ -97,7 +105,8 @@ def run(a):
     loss = partial(F.cross_entropy, label_smoothing=a.ls) if a.ls else F.cross_entropy
     metrics = MetricsCB(accuracy=MulticlassAccuracy())
     metrics._log = lambda d: None
-    cbs = [metrics] + ([BatchTransformCB(partial(tfm_batch, tfm_x=aug), on_val=False)] if tfms else [])
+    times = EpochTimesCB()
+    cbs = [metrics, times] + ([BatchTransformCB(partial(tfm_batch, tfm_x=aug), on_val=False)] if tfms else [])
     if a.mix:
         kind, alpha = a.mix.split(':'); random.seed(a.seed)
         mix = MixCB(kind, float(alpha), loss); cbs.append(mix); loss = mix.loss
@@ -112,6 +121,7 @@ def run(a):
     learn.fit_one_cycle(a.epochs)
     if dev.type == 'cuda': torch.cuda.synchronize()
     secs = time.perf_counter() - t0
+    epoch_ts = times.ts                 # `capture_preds` below runs fits that start a new list
     valid = [float(d['accuracy']) for d in metrics.history if d['train'] == 'eval']   # before capture_preds' fits
     p, t = learn.capture_preds()
     hflip = BatchTransformCB(partial(tfm_batch, tfm_x=partial(torch.flip, dims=(-1,))), on_train=False)
@@ -133,7 +143,7 @@ def run(a):
         extra.update(acc_ema=acc(pe, t), acc_ema_tta=acc((pe+pe2)/2, t), acc_ema_tta10=acc(views(), t))
         learn.model = trained
     res = dict(vars(a), valid=valid, **extra,
-               acc=acc(p, t), acc_tta=acc((p+p2)/2, t), fit_s=round(secs, 1),
+               acc=acc(p, t), acc_tta=acc((p+p2)/2, t), fit_s=round(secs, 1), epoch_end_s=epoch_ts,
                device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu')
     print(json.dumps(res), flush=True)
     if a.save: torch.save(dict(p=p, p2=p2, t=t, res=res), a.save)
