@@ -161,7 +161,7 @@ def compile_opt_step(opt, # a `torch.optim` optimizer (not `differentiable=True`
 
 # %% ../nbs/15_accel.ipynb #40180de8
 class GraphStepCB(MixedPrecision):
-    "Each training batch's forward, loss and backward as one replay of a CUDA graph (one per batch shape); eager steps"
+    "Each training batch's forward, loss and backward as one CUDA graph replay (a graph per batch shape); eager `opt.step`"
     def __init__(self, n_inp:int=1, # how many items of each batch are model inputs
                  compile:bool=True, # run the model and loss through `torch.compile` (default mode: fused kernels)
                  warmup:int=2, # eager steps of each batch shape before its graph is captured (they compile, tune)
@@ -217,7 +217,13 @@ class GraphStepCB(MixedPrecision):
     def _capture(self, b):
         g = torch.cuda.CUDAGraph()
         g.ins = [o.clone() for o in b]
-        with torch.cuda.graph(g, stream=self.side): g.outs = self._fwd_bwd(g.ins)   # recorded, not run: replayed next
+        try:
+            with torch.cuda.graph(g, stream=self.side): g.outs = self._fwd_bwd(g.ins)   # recorded, not run: replayed next
+        except RuntimeError as e:
+            e.add_note("GraphStepCB could not record the step as a CUDA graph: the model or the loss waits for the CPU "
+                       "(`.item()`, printing a tensor, shapes that depend on the data). Remove that, or train with "
+                       "CompileCB() or TrainCB() instead")
+            raise
         g.grads = [p.grad for p in self.ps]
         return g
     def get_loss(self):
